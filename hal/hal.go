@@ -1,0 +1,145 @@
+// Package hal defines the board's hardware capabilities as small interfaces and value types.
+// It imports only the standard library: media, signaling and device depend on it, never the
+// other way round. Optional hardware is a nil interface in Board, not an error.
+package hal
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrClosed is returned by reads on a closed device.
+var ErrClosed = errors.New("hal: device closed")
+
+// VideoFormat is what a camera delivers.
+type VideoFormat struct {
+	Width, Height int
+	FPS           int
+}
+
+// Frame is one I420 (YUV 4:2:0 planar) picture. Readers fill a caller-owned Frame so a
+// capture loop reuses the same buffers for every frame.
+type Frame struct {
+	Width, Height int
+	Y, U, V       []byte
+	StrideY       int // bytes per luma row
+	StrideUV      int // bytes per chroma row
+	Seq           uint64
+	Captured      time.Time
+}
+
+// Ensure sizes f's planes for a w x h picture, reallocating only when they are too small.
+func (f *Frame) Ensure(w, h int) {
+	cw, ch := (w+1)/2, (h+1)/2
+	f.Width, f.Height, f.StrideY, f.StrideUV = w, h, w, cw
+	f.Y = grow(f.Y, w*h)
+	f.U = grow(f.U, cw*ch)
+	f.V = grow(f.V, cw*ch)
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+// Camera is a pull source of frames.
+type Camera interface {
+	Format() VideoFormat
+	// ReadFrame blocks until the next frame is captured into f or ctx ends.
+	ReadFrame(ctx context.Context, f *Frame) error
+	Close() error
+}
+
+// AudioFormat describes interleaved signed 16-bit PCM.
+type AudioFormat struct {
+	SampleRate   int
+	Channels     int
+	FrameSamples int // samples per channel in one ReadPCM/WritePCM period
+}
+
+// AudioIn is a microphone.
+type AudioIn interface {
+	Format() AudioFormat
+	// ReadPCM blocks until one period (FrameSamples*Channels samples) is in buf.
+	ReadPCM(ctx context.Context, buf []int16) error
+	Close() error
+}
+
+// AudioOut is a speaker.
+type AudioOut interface {
+	Format() AudioFormat
+	WritePCM(ctx context.Context, buf []int16) error
+	Close() error
+}
+
+// Button names the board's buttons use; hardware maps its keys and pins onto these.
+const (
+	ButtonMic        = "mic"
+	ButtonCamera     = "camera"
+	ButtonSpeaker    = "speaker"
+	ButtonVolumeUp   = "volume-up"
+	ButtonVolumeDown = "volume-down"
+)
+
+// ButtonEvent is one edge of a button.
+type ButtonEvent struct {
+	Button  string
+	Pressed bool // true on press, false on release
+	Time    time.Time
+}
+
+// Buttons delivers edges of all the board's buttons.
+type Buttons interface {
+	// ReadEvent blocks until the next edge or ctx ends.
+	ReadEvent(ctx context.Context) (ButtonEvent, error)
+	Names() []string
+}
+
+// LED is a single on/off indicator (the mute LED).
+type LED interface {
+	Set(on bool) error
+}
+
+// Board is the set of hardware a device has; absent parts are nil.
+type Board struct {
+	Name    string
+	Camera  Camera
+	Mic     AudioIn
+	Speaker AudioOut
+	Buttons Buttons
+	LED     LED
+}
+
+// Close closes every present part and returns their errors joined.
+func (b *Board) Close() error {
+	var errs []error
+	if b.Camera != nil {
+		errs = append(errs, b.Camera.Close())
+	}
+	if b.Mic != nil {
+		errs = append(errs, b.Mic.Close())
+	}
+	if b.Speaker != nil {
+		errs = append(errs, b.Speaker.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// EncodedFrame is one H.264 access unit in Annex-B form. Data is owned by the encoder and
+// valid until its next Encode call.
+type EncodedFrame struct {
+	Data     []byte
+	Keyframe bool
+}
+
+// VideoEncoder turns I420 frames into H.264 (software, or hardware such as V4L2 M2M).
+type VideoEncoder interface {
+	// Encode compresses f; forceKey asks for an IDR (with SPS/PPS) for this frame.
+	Encode(f *Frame, forceKey bool) (EncodedFrame, error)
+	// SetBitrate changes the target bitrate in bits per second while encoding.
+	SetBitrate(bps int) error
+	Close() error
+}

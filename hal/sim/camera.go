@@ -1,0 +1,141 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"roombox/hal"
+)
+
+// Camera is a test-pattern camera: 75 % colour bars, a box moving 4 pixels a frame across
+// them, a band of stripes scrolling 3 pixels a frame below, and the Stamp in the top-left
+// corner. Frames come at FPS on the schedule start + n/FPS; a reader more than a frame late
+// gets the current frame and Seq skips the missed ones, as with a real capture queue.
+// ReadFrame is for one goroutine; Close may be called from any.
+type Camera struct {
+	format hal.VideoFormat
+	pace   pacer
+	closed atomic.Bool
+
+	bg      hal.Frame // bars and the grey band, drawn once
+	stripes []byte    // luma of the stripe band, stripePeriod pixels wider than the frame
+	bandY   int       // first row of the stripe band
+	box     int       // box side in pixels (even)
+	boxY    int       // top row of the box
+}
+
+const (
+	boxStep      = 4  // pixels the box moves per frame
+	stripeStep   = 3  // pixels the stripes scroll per frame
+	stripePeriod = 24 // pixels
+)
+
+// bars are 75 % colour bars in BT.601 limited-range Y, U, V: white, yellow, cyan, green,
+// magenta, red, blue.
+var bars = [7][3]byte{
+	{180, 128, 128}, {162, 44, 142}, {131, 156, 44}, {112, 72, 58},
+	{84, 184, 198}, {65, 100, 212}, {35, 212, 114},
+}
+
+func newCamera(f hal.VideoFormat, clock Clock) *Camera {
+	c := &Camera{
+		format: f,
+		pace:   pacer{clock: clock, rate: int64(f.FPS), maxLag: time.Second / time.Duration(f.FPS)},
+		bandY:  f.Height * 2 / 3 &^ 1,
+		box:    f.Height / 6 &^ 1,
+	}
+	c.boxY = ((c.bandY-c.box)/2 + StampCell(f.Width)*stampRows/2) &^ 1
+	c.drawBackground()
+	return c
+}
+
+func (c *Camera) drawBackground() {
+	w, h := c.format.Width, c.format.Height
+	bg := &c.bg
+	bg.Ensure(w, h)
+	for y := range h {
+		for x := range w {
+			bg.Y[y*bg.StrideY+x] = bars[x*len(bars)/w][0]
+		}
+	}
+	for y := range (h + 1) / 2 {
+		for x := range (w + 1) / 2 {
+			b := bars[2*x*len(bars)/w]
+			bg.U[y*bg.StrideUV+x], bg.V[y*bg.StrideUV+x] = b[1], b[2]
+		}
+	}
+	for y := c.bandY / 2; y < (h+1)/2; y++ {
+		clearTo(bg.U[y*bg.StrideUV:(y+1)*bg.StrideUV], 128)
+		clearTo(bg.V[y*bg.StrideUV:(y+1)*bg.StrideUV], 128)
+	}
+	sw := w + stripePeriod
+	c.stripes = make([]byte, sw*(h-c.bandY))
+	for y := range h - c.bandY {
+		for x := range sw {
+			// Diagonal stripes: some texture for the encoder, cheap to move.
+			ph := 2 * math.Pi * float64(x+y/2) / stripePeriod
+			c.stripes[y*sw+x] = byte(126 + 60*math.Sin(ph))
+		}
+	}
+}
+
+// Format returns the configured size and rate.
+func (c *Camera) Format() hal.VideoFormat { return c.format }
+
+// ReadFrame waits for the next frame slot and draws that frame into f.
+func (c *Camera) ReadFrame(ctx context.Context, f *hal.Frame) error {
+	if c.closed.Load() {
+		return hal.ErrClosed
+	}
+	n, err := c.pace.next(ctx, 0, 1)
+	if err != nil {
+		return fmt.Errorf("sim: camera: %w", err)
+	}
+	if c.closed.Load() {
+		return hal.ErrClosed
+	}
+	captured := time.Unix(0, c.pace.clock.Now().UnixNano())
+	c.draw(f, uint64(n))
+	f.Seq, f.Captured = uint64(n), captured
+	EncodeStamp(f, Stamp{Seq: uint64(n), Captured: captured})
+	return nil
+}
+
+func (c *Camera) draw(f *hal.Frame, n uint64) {
+	w, h := c.format.Width, c.format.Height
+	f.Ensure(w, h)
+	copy(f.Y, c.bg.Y)
+	copy(f.U, c.bg.U)
+	copy(f.V, c.bg.V)
+
+	sw := w + stripePeriod
+	shift := int(n * stripeStep % stripePeriod)
+	for y := c.bandY; y < h; y++ {
+		row := c.stripes[(y-c.bandY)*sw:]
+		copy(f.Y[y*f.StrideY:y*f.StrideY+w], row[shift:shift+w])
+	}
+
+	// The box travels left to right over the bars and starts again at the left.
+	x0 := int(n*boxStep%uint64(w-c.box)) &^ 1
+	shade := byte(235)
+	if n/uint64((w-c.box)/boxStep)%2 == 1 {
+		shade = 16
+	}
+	for y := c.boxY; y < c.boxY+c.box; y++ {
+		clearTo(f.Y[y*f.StrideY+x0:y*f.StrideY+x0+c.box], shade)
+	}
+	for y := c.boxY / 2; y < (c.boxY+c.box)/2; y++ {
+		clearTo(f.U[y*f.StrideUV+x0/2:y*f.StrideUV+(x0+c.box)/2], 128)
+		clearTo(f.V[y*f.StrideUV+x0/2:y*f.StrideUV+(x0+c.box)/2], 128)
+	}
+}
+
+// Close makes further reads return hal.ErrClosed; a blocked read returns it at its next
+// frame slot.
+func (c *Camera) Close() error {
+	c.closed.Store(true)
+	return nil
+}
