@@ -1,0 +1,78 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"roombox/hal"
+)
+
+// AudioEncoder compresses one 20 ms frame; OpusEncoder is one. The packet it returns is
+// valid until its next call.
+type AudioEncoder interface {
+	Encode(pcm []int16) ([]byte, error)
+}
+
+// Audio reads a microphone, groups its periods into 20 ms frames, encodes and writes
+// samples.
+type Audio struct {
+	mic    hal.AudioIn
+	enc    AudioEncoder
+	out    SampleWriter
+	muted  atomic.Bool
+	pcm    []int16 // one 20 ms frame
+	period int     // samples in one microphone period
+}
+
+// NewAudio returns an unmuted audio pipeline. The microphone's periods must divide 20 ms.
+func NewAudio(mic hal.AudioIn, enc AudioEncoder, out SampleWriter) (*Audio, error) {
+	f := mic.Format()
+	frame := f.SampleRate / 50 * f.Channels
+	period := f.FrameSamples * f.Channels
+	if f.SampleRate%50 != 0 || period <= 0 || frame%period != 0 {
+		return nil, fmt.Errorf("media: audio: %d-sample periods at %d Hz do not divide 20 ms", f.FrameSamples, f.SampleRate)
+	}
+	return &Audio{mic: mic, enc: enc, out: out, pcm: make([]int16, frame), period: period}, nil
+}
+
+// SetMuted mutes or unmutes. While muted every frame is replaced with silence before it
+// reaches the encoder, so no captured audio energy leaves; the flag is read once per
+// frame, so a change applies to the next frame encoded (at most 20 ms of audio captured
+// before the change may still follow it).
+func (a *Audio) SetMuted(muted bool) { a.muted.Store(muted) }
+
+// Run captures, encodes and writes 20 ms samples until ctx ends (then it returns nil) or
+// the microphone, encoder or writer fails.
+func (a *Audio) Run(ctx context.Context) error {
+	for {
+		if err := a.next(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("media: audio: %w", err)
+		}
+	}
+}
+
+// next captures, encodes and writes one 20 ms frame.
+func (a *Audio) next(ctx context.Context) error {
+	for off := 0; off < len(a.pcm); off += a.period {
+		if err := a.mic.ReadPCM(ctx, a.pcm[off:off+a.period]); err != nil {
+			return err
+		}
+	}
+	if a.muted.Load() {
+		clear(a.pcm)
+	}
+	pkt, err := a.enc.Encode(a.pcm)
+	if err != nil {
+		return err
+	}
+	if err := a.out.WriteSample(media.Sample{Data: pkt, Duration: OpusFrameDuration}); err != nil {
+		return fmt.Errorf("write sample: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package media
+
+import (
+	"fmt"
+	"time"
+
+	"gopkg.in/hraban/opus.v2"
+)
+
+// Opus framing used throughout: 48 kHz mono, 20 ms frames.
+const (
+	OpusSampleRate    = 48000
+	OpusFrameDuration = 20 * time.Millisecond
+	OpusFrameSamples  = OpusSampleRate / 50
+)
+
+// maxOpusPacket is the largest packet libopus produces for one frame (RFC 6716 3.4: 1275
+// bytes of a single frame plus the TOC byte).
+const maxOpusPacket = 1276
+
+// OpusEncoder encodes 20 ms mono frames. It is not safe for concurrent use.
+type OpusEncoder struct {
+	enc *opus.Encoder
+	buf []byte
+}
+
+// NewOpusEncoder returns a 48 kHz mono encoder tuned for speech (VoIP application) at
+// bitrate bits per second (default 32 kbit/s when 0).
+func NewOpusEncoder(bitrate int) (*OpusEncoder, error) {
+	if bitrate == 0 {
+		bitrate = 32_000
+	}
+	enc, err := opus.NewEncoder(OpusSampleRate, 1, opus.AppVoIP)
+	if err != nil {
+		return nil, fmt.Errorf("media: opus encoder: %w", err)
+	}
+	e := &OpusEncoder{enc: enc, buf: make([]byte, maxOpusPacket)}
+	if err := e.SetBitrate(bitrate); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// SetBitrate changes the target bitrate in bits per second.
+func (e *OpusEncoder) SetBitrate(bps int) error {
+	if err := e.enc.SetBitrate(bps); err != nil {
+		return fmt.Errorf("media: opus bitrate %d: %w", bps, err)
+	}
+	return nil
+}
+
+// Encode compresses one 20 ms frame (OpusFrameSamples samples). The packet is valid until
+// the next call.
+func (e *OpusEncoder) Encode(pcm []int16) ([]byte, error) {
+	if len(pcm) != OpusFrameSamples {
+		return nil, fmt.Errorf("media: opus frame of %d samples, want %d", len(pcm), OpusFrameSamples)
+	}
+	n, err := e.enc.Encode(pcm, e.buf)
+	if err != nil {
+		return nil, fmt.Errorf("media: opus encode: %w", err)
+	}
+	return e.buf[:n], nil
+}
+
+// OpusDecoder decodes 48 kHz mono packets; for tests and the speaker path. It is not safe
+// for concurrent use.
+type OpusDecoder struct {
+	dec *opus.Decoder
+	pcm []int16
+}
+
+// NewOpusDecoder returns a 48 kHz mono decoder.
+func NewOpusDecoder() (*OpusDecoder, error) {
+	dec, err := opus.NewDecoder(OpusSampleRate, 1)
+	if err != nil {
+		return nil, fmt.Errorf("media: opus decoder: %w", err)
+	}
+	return &OpusDecoder{dec: dec, pcm: make([]int16, OpusSampleRate*120/1000)}, nil
+}
+
+// Decode returns the samples of one packet, valid until the next call.
+func (d *OpusDecoder) Decode(packet []byte) ([]int16, error) {
+	n, err := d.dec.Decode(packet, d.pcm)
+	if err != nil {
+		return nil, fmt.Errorf("media: opus decode: %w", err)
+	}
+	return d.pcm[:n], nil
+}

@@ -1,0 +1,139 @@
+// Package media turns the board's capture into encoded samples: camera frames through an
+// H.264 encoder, microphone PCM through Opus, each written as pion media.Samples. Pipelines
+// are pull loops owned by their caller (Run blocks until its context ends); their controls
+// (keyframe, bitrate, camera enable, mute) are atomics read once per frame, so they are
+// safe from any goroutine and take effect on the next frame.
+package media
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"roombox/hal"
+)
+
+// SampleWriter takes encoded samples; pion's TrackLocalStaticSample is one.
+type SampleWriter interface {
+	WriteSample(media.Sample) error
+}
+
+// Video reads a camera, encodes and writes samples.
+type Video struct {
+	cam hal.Camera
+	enc hal.VideoEncoder
+	out SampleWriter
+
+	keyframe atomic.Bool
+	bitrate  atomic.Int64 // pending SetBitrate, 0 when none
+	enabled  atomic.Bool
+
+	frame hal.Frame
+	last  time.Time // capture time of the last frame sent
+}
+
+// NewVideo returns an enabled video pipeline; the first frame it sends is an IDR.
+func NewVideo(cam hal.Camera, enc hal.VideoEncoder, out SampleWriter) *Video {
+	v := &Video{cam: cam, enc: enc, out: out}
+	v.enabled.Store(true)
+	v.keyframe.Store(true)
+	return v
+}
+
+// RequestKeyframe makes the next frame sent an IDR.
+func (v *Video) RequestKeyframe() { v.keyframe.Store(true) }
+
+// SetBitrate asks the encoder for bps bits per second from the next frame.
+func (v *Video) SetBitrate(bps int) error {
+	if bps <= 0 {
+		return fmt.Errorf("media: video bitrate %d must be positive", bps)
+	}
+	v.bitrate.Store(int64(bps))
+	return nil
+}
+
+// SetEnabled turns the camera on or off. While off, frames are read and dropped before
+// encoding: no camera pixels leave, and no samples are written at all. The first frame
+// after switching on is an IDR.
+func (v *Video) SetEnabled(on bool) {
+	if on && !v.enabled.Load() {
+		v.keyframe.Store(true)
+	}
+	v.enabled.Store(on)
+}
+
+// Run captures, encodes and writes until ctx ends (then it returns nil) or the camera,
+// encoder or writer fails. A sample's Duration is the capture interval since the
+// previous sample sent (1/FPS for the first).
+func (v *Video) Run(ctx context.Context) error {
+	for {
+		if err := v.next(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("media: video: %w", err)
+		}
+	}
+}
+
+// next captures one frame and, unless the camera is off, encodes and writes it.
+func (v *Video) next(ctx context.Context) error {
+	if err := v.cam.ReadFrame(ctx, &v.frame); err != nil {
+		return err
+	}
+	if !v.enabled.Load() {
+		return nil
+	}
+	if bps := v.bitrate.Swap(0); bps != 0 {
+		if err := v.enc.SetBitrate(int(bps)); err != nil {
+			return err
+		}
+	}
+	ef, err := v.enc.Encode(&v.frame, v.keyframe.Swap(false))
+	if err != nil || len(ef.Data) == 0 {
+		return err
+	}
+	d := time.Second / time.Duration(max(v.cam.Format().FPS, 1))
+	if !v.last.IsZero() && v.frame.Captured.After(v.last) {
+		d = v.frame.Captured.Sub(v.last)
+	}
+	v.last = v.frame.Captured
+	if err := v.out.WriteSample(media.Sample{Data: ef.Data, Duration: d}); err != nil {
+		return fmt.Errorf("write sample: %w", err)
+	}
+	return nil
+}
+
+// RTCPReader is how a sender's feedback is read; pion's RTPSender is one.
+type RTCPReader interface {
+	ReadRTCP() ([]rtcp.Packet, interceptor.Attributes, error)
+}
+
+// KeyframeRequests reads RTCP from r and calls requestKeyframe for every Picture Loss
+// Indication or Full Intra Request, until ReadRTCP fails or ctx ends. It returns nil once
+// ctx has ended and ReadRTCP's error otherwise (io.EOF after pion closed the sender).
+// ReadRTCP cannot be interrupted: after ctx ends, the call returns when the next packet
+// or error arrives, so stop the RTPSender (or close its PeerConnection) to end it at once.
+// The caller runs it in a goroutine it owns, typically with Video.RequestKeyframe.
+func KeyframeRequests(ctx context.Context, r RTCPReader, requestKeyframe func()) error {
+	for {
+		pkts, _, err := r.ReadRTCP()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("media: read rtcp: %w", err)
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				requestKeyframe()
+			}
+		}
+	}
+}
