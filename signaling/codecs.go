@@ -1,0 +1,91 @@
+package signaling
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// H264 is the one video codec the device publishes: constrained baseline, level 3.1,
+// packetization-mode 1 — decoded by every browser and accepted by livekit-server v1.13.5.
+// Tracks must be created with this capability so pion's fmtp matching binds them.
+var H264 = webrtc.RTPCodecCapability{
+	MimeType:    webrtc.MimeTypeH264,
+	ClockRate:   90000,
+	SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+}
+
+// Opus is the microphone codec: 48 kHz, in-band FEC.
+var Opus = webrtc.RTPCodecCapability{
+	MimeType:    webrtc.MimeTypeOpus,
+	ClockRate:   48000,
+	Channels:    2,
+	SDPFmtpLine: "minptime=10;useinbandfec=1",
+}
+
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"},
+	{Type: "transport-cc"},
+}
+
+// newAPI builds a pion API for one peer connection. The publisher registers only what it
+// sends, so the server cannot pick another profile; the subscriber also accepts what
+// browsers commonly publish.
+func newAPI(serverURL string, subscriber bool) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	audio := webrtc.RTPCodecParameters{RTPCodecCapability: Opus, PayloadType: 111}
+	audio.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "transport-cc"}}
+	if err := m.RegisterCodec(audio, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("signaling: register opus: %w", err)
+	}
+	video := []webrtc.RTPCodecParameters{{RTPCodecCapability: H264, PayloadType: 125}}
+	if subscriber {
+		video = append(video,
+			webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+			}, PayloadType: 108},
+			webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
+			}, PayloadType: 96},
+		)
+	}
+	for _, c := range video {
+		c.RTCPFeedback = videoFeedback
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("signaling: register %s: %w", c.MimeType, err)
+		}
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, fmt.Errorf("signaling: interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	// Candidates go to the SFU's addresses only; no multicast queries on the room's LAN.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if isLoopbackURL(serverURL) {
+		// A server on this host (development, tests) advertises 127.0.0.1: gather only
+		// loopback candidates so ICE pairs there and nothing leaves the machine.
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(se)), nil
+}
+
+func isLoopbackURL(serverURL string) bool {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
