@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"roombox/device"
+)
+
+const defaultStateDir = "/var/lib/roombox"
+
+// runDaemon is device.Run; tests replace it.
+var runDaemon = device.Run
+
+// defaultHal is the board a bare `roombox run` drives: the real one on ARM, else the sim.
+func defaultHal(goarch string) string {
+	if goarch == "arm" || goarch == "arm64" {
+		return "linux"
+	}
+	return "sim"
+}
+
+// defaultHTTP is the control page's address: loopback on a dev machine, every interface on
+// a device.
+func defaultHTTP(hal string) string {
+	if hal == "sim" {
+		return "127.0.0.1:8080"
+	}
+	return ":80"
+}
+
+func stateDirFlag(fs interface {
+	String(name, value, usage string) *string
+}) *string {
+	return fs.String("state-dir", defaultStateDir, "state `directory`: config, state and the LocalAPI socket")
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run")
+	hal := fs.String("hal", defaultHal(runtime.GOARCH), "board: sim (simulated) or linux (real hardware)")
+	dir := stateDirFlag(fs)
+	addr := fs.String("http", "", "control page `address` (default 127.0.0.1:8080 with --hal sim, :80 otherwise)")
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs, pos); err != nil {
+		return err
+	}
+	if *hal != "sim" && *hal != "linux" {
+		return usageError{fs: fs, err: fmt.Errorf("run: --hal %q: want sim or linux", *hal)}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return usageError{fs: fs, err: fmt.Errorf("run: --log-level %q: want debug, info, warn or error", *level)}
+	}
+	if *addr == "" {
+		*addr = defaultHTTP(*hal)
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	err = runDaemon(ctx, device.Options{Hal: *hal, StateDir: *dir, HTTPAddr: *addr, Logger: log})
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil // stopped by a signal: a clean exit
+	}
+	return err
+}

@@ -1,0 +1,335 @@
+package device_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"roombox/device"
+)
+
+// apiFake is a Controller that records what the LocalAPI asks of it.
+type apiFake struct {
+	mu          sync.Mutex
+	muted       bool
+	presses     []string
+	provisioned device.Provisioning
+	failPress   error
+}
+
+func (f *apiFake) Status(context.Context) device.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := device.Status{State: device.StateUnprovisioned.String(), MicMuted: f.muted, LED: f.muted, Hal: "fake"}
+	if f.provisioned.URL != "" {
+		st.State, st.Provisioned, st.URL = device.StateConnecting.String(), true, f.provisioned.URL
+	}
+	return st
+}
+
+func (f *apiFake) SetMicMuted(_ context.Context, muted bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.muted = muted
+	return nil
+}
+
+func (f *apiFake) Press(_ context.Context, button string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failPress != nil {
+		return f.failPress
+	}
+	f.presses = append(f.presses, button)
+	if button == "mic" {
+		f.muted = !f.muted
+	}
+	return nil
+}
+
+func (f *apiFake) Provision(_ context.Context, p device.Provisioning) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.provisioned = p
+	return nil
+}
+
+// socketDir returns a fresh directory with a short path: unix socket paths are limited to
+// about 100 bytes, and t.TempDir's can be longer.
+func socketDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// serveAPI serves the LocalAPI for c in dir until the test ends, and checks on cleanup that
+// ServeLocalAPI returned without error and removed its socket.
+func serveAPI(t *testing.T, dir string, c device.Controller) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- device.ServeLocalAPI(ctx, dir, c, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("ServeLocalAPI: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("ServeLocalAPI did not return after cancel")
+		}
+		if _, err := os.Lstat(device.SocketPath(dir)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("socket left behind after shutdown: %v", err)
+		}
+	})
+	// Wait until it answers.
+	cl := device.Dial(dir)
+	for i := 0; ; i++ {
+		_, err := cl.Status(context.Background())
+		if err == nil {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("ServeLocalAPI: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if i > 1000 {
+			t.Fatalf("LocalAPI never answered: %v", err)
+		}
+	}
+}
+
+func TestLocalAPIClientRoundTrip(t *testing.T) {
+	dir := socketDir(t)
+	fake := &apiFake{}
+	serveAPI(t, dir, fake)
+	ctx := context.Background()
+	cl := device.Dial(dir)
+
+	fi, err := os.Lstat(device.SocketPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode = %v, want a 0600 socket", fi.Mode())
+	}
+
+	if err := cl.SetMicMuted(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cl.Status(ctx)
+	if err != nil || !st.MicMuted || !st.LED || st.Hal != "fake" {
+		t.Fatalf("Status after mute = %+v, %v", st, err)
+	}
+	if err := cl.SetMicMuted(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := cl.Status(ctx); st.MicMuted {
+		t.Error("still muted after unmute")
+	}
+
+	if err := cl.Press(ctx, "mic"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := cl.Status(ctx); !st.MicMuted {
+		t.Error("mic press did not toggle mute")
+	}
+
+	err = cl.Press(ctx, "self-destruct")
+	if !errors.Is(err, device.ErrUnknownButton) || !strings.Contains(err.Error(), `unknown button "self-destruct"`) {
+		t.Errorf("Press(unknown) = %v", err)
+	}
+	var ae *device.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest {
+		t.Errorf("Press(unknown) = %#v, want a 400 APIError", err)
+	}
+
+	tok := mintToken(t, "lobby", "box", time.Hour)
+	err = cl.Provision(ctx, device.Provisioning{URL: "http://x", Token: tok})
+	if !errors.Is(err, device.ErrInvalidProvisioning) || err.Error() != `device: provisioning url "http://x": scheme must be ws or wss` {
+		t.Errorf("Provision(http) = %v", err)
+	}
+	if fake.provisioned != (device.Provisioning{}) {
+		t.Fatal("invalid provisioning reached the controller")
+	}
+	if err := cl.Provision(ctx, device.Provisioning{URL: "wss://lk.example.com", Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if fake.provisioned.Token != tok {
+		t.Error("controller did not get the provisioning")
+	}
+	if st, _ := cl.Status(ctx); !st.Provisioned || st.URL != "wss://lk.example.com" {
+		t.Errorf("Status after provisioning = %+v", st)
+	}
+	if fmt.Sprint(fake.presses) != "[mic]" {
+		t.Errorf("presses = %v", fake.presses)
+	}
+}
+
+func TestLocalAPIControllerError(t *testing.T) {
+	dir := socketDir(t)
+	serveAPI(t, dir, &apiFake{failPress: errors.New("device: sim: button stuck")})
+	err := device.Dial(dir).Press(context.Background(), "camera")
+	var ae *device.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusInternalServerError || ae.Message != "device: sim: button stuck" {
+		t.Errorf("Press = %#v, want a 500 carrying the controller's message", err)
+	}
+}
+
+// rawRequest sends a request on the socket and returns the status and body.
+func rawRequest(t *testing.T, dir, method, path, body string) (int, string) {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", device.SocketPath(dir))
+		},
+	}}
+	req, err := http.NewRequest(method, "http://roombox"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q", method, path, ct)
+	}
+	return resp.StatusCode, string(data)
+}
+
+func TestLocalAPIBadRequests(t *testing.T) {
+	dir := socketDir(t)
+	fake := &apiFake{}
+	serveAPI(t, dir, fake)
+	tests := []struct {
+		name, method, path, body string
+		code                     int
+		want                     string
+	}{
+		{"bad JSON", "POST", "/v1/press", `{"button":`, 400, `bad JSON`},
+		{"unknown field", "POST", "/v1/press", `{"button":"mic","force":true}`, 400, `unknown field \"force\"`},
+		{"trailing data", "POST", "/v1/press", `{"button":"mic"} {}`, 400, `data after the object`},
+		{"empty press", "POST", "/v1/press", ``, 400, `empty request body`},
+		{"no button", "POST", "/v1/press", `{}`, 400, `unknown button: no button named`},
+		{"unknown button", "POST", "/v1/press", `{"button":"eject"}`, 400, `unknown button \"eject\"`},
+		{"huge body", "POST", "/v1/provision", `{"url":"wss://h","token":"` + strings.Repeat("a", 100<<10) + `"}`, 400, `request body larger than`},
+		{"provision unknown field", "POST", "/v1/provision", `{"url":"wss://h","token":"a.b.c","room":"x"}`, 400, `unknown field`},
+		{"provision bad token", "POST", "/v1/provision", `{"url":"wss://h","token":"nope"}`, 400, `device: provisioning token: not a JWT`},
+		{"provision bad url", "POST", "/v1/provision", `{"url":"http://x","token":"a.b.c"}`, 400, `device: provisioning url \"http://x\": scheme must be ws or wss`},
+		{"mute with fields", "POST", "/v1/mute", `{"muted":true}`, 400, `unknown field`},
+		{"wrong method", "GET", "/v1/mute", ``, 405, `method not allowed (use POST)`},
+		{"status by POST", "POST", "/v1/status", ``, 405, `method not allowed (use GET)`},
+		{"unknown path", "GET", "/v2/status", ``, 404, `no endpoint /v2/status`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := rawRequest(t, dir, tt.method, tt.path, tt.body)
+			if code != tt.code || !strings.Contains(body, tt.want) || !strings.HasPrefix(body, `{"error":"`) {
+				t.Errorf("%s %s = %d %s, want %d with an error containing %s", tt.method, tt.path, code, body, tt.code, tt.want)
+			}
+		})
+	}
+	if fake.muted || len(fake.presses) != 0 || fake.provisioned != (device.Provisioning{}) {
+		t.Errorf("bad requests reached the controller: %+v", fake)
+	}
+	// An empty body is fine for mute.
+	if code, body := rawRequest(t, dir, "POST", "/v1/mute", ""); code != 200 || !strings.Contains(body, `"mic_muted":true`) {
+		t.Errorf("POST /v1/mute = %d %s", code, body)
+	}
+}
+
+func TestDaemonNotRunning(t *testing.T) {
+	dir := socketDir(t)
+	ctx := context.Background()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+
+	for _, d := range []string{dir, filepath.Join(dir, "missing"), file} {
+		_, err := device.Dial(d).Status(ctx)
+		if !errors.Is(err, device.ErrDaemonNotRunning) {
+			t.Errorf("Status with no daemon in %s = %v, want ErrDaemonNotRunning", d, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), device.SocketPath(d)) {
+			t.Errorf("error %q does not name the socket", err)
+		}
+	}
+
+	// A stale socket: bound, then its owner gone without removing it.
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: device.SocketPath(dir), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Lstat(device.SocketPath(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := device.Dial(dir).SetMicMuted(ctx, true); !errors.Is(err, device.ErrDaemonNotRunning) {
+		t.Errorf("SetMicMuted on a stale socket = %v, want ErrDaemonNotRunning", err)
+	}
+	// ServeLocalAPI takes the stale socket over.
+	serveAPI(t, dir, &apiFake{})
+	if err := device.Dial(dir).SetMicMuted(ctx, true); err != nil {
+		t.Errorf("after takeover: %v", err)
+	}
+}
+
+func TestServeLocalAPIRefusesSecondDaemon(t *testing.T) {
+	dir := socketDir(t)
+	serveAPI(t, dir, &apiFake{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := device.ServeLocalAPI(ctx, dir, &apiFake{}, nil)
+	if !errors.Is(err, device.ErrDaemonRunning) {
+		t.Fatalf("second ServeLocalAPI = %v, want ErrDaemonRunning", err)
+	}
+	// The first daemon's socket is untouched.
+	if _, err := device.Dial(dir).Status(ctx); err != nil {
+		t.Errorf("first daemon no longer answers: %v", err)
+	}
+}
+
+func TestServeLocalAPIRefusesNonSocket(t *testing.T) {
+	dir := socketDir(t)
+	path := device.SocketPath(dir)
+	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := device.ServeLocalAPI(context.Background(), dir, &apiFake{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "is not a socket") {
+		t.Fatalf("ServeLocalAPI over a regular file = %v", err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "precious" {
+		t.Error("regular file at the socket path was replaced")
+	}
+}
+
+func TestServeLocalAPIMissingDir(t *testing.T) {
+	err := device.ServeLocalAPI(context.Background(), filepath.Join(socketDir(t), "missing"), &apiFake{}, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "device: localapi: listen on ") {
+		t.Fatalf("ServeLocalAPI in a missing dir = %v", err)
+	}
+}
