@@ -1,0 +1,8 @@
+package lktest
+
+import "syscall"
+
+// sysProcAttr makes the kernel kill the server if the test binary dies without cleaning up.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

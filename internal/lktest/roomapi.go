@@ -1,0 +1,148 @@
+package lktest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/twitchtv/twirp"
+)
+
+// apiClient bounds each API call so a stopped (SIGSTOP) or wedged server cannot hang a test.
+var apiClient = &http.Client{Timeout: 10 * time.Second}
+
+// RoomService returns a Twirp client for the server's RoomService. Calls need a context from
+// AdminContext.
+func (s *Server) RoomService() livekit.RoomService {
+	return livekit.NewRoomServiceProtobufClient(s.HTTPURL, apiClient)
+}
+
+// AdminContext returns ctx carrying an "Authorization: Bearer" admin token for room (see
+// AdminToken), as the RoomService client expects.
+func (s *Server) AdminContext(ctx context.Context, room string) (context.Context, error) {
+	tok, err := AdminToken(room)
+	if err != nil {
+		return nil, fmt.Errorf("lktest: admin token: %w", err)
+	}
+	h := make(http.Header)
+	h.Set("Authorization", "Bearer "+tok)
+	return twirp.WithHTTPRequestHeaders(ctx, h)
+}
+
+// ListRooms lists the server's active rooms.
+func (s *Server) ListRooms(ctx context.Context) ([]*livekit.Room, error) {
+	ctx, err := s.AdminContext(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.RoomService().ListRooms(ctx, &livekit.ListRoomsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("lktest: ListRooms: %w", err)
+	}
+	return res.GetRooms(), nil
+}
+
+// CreateRoom creates room (rooms are also created by the first join).
+func (s *Server) CreateRoom(ctx context.Context, req *livekit.CreateRoomRequest) (*livekit.Room, error) {
+	ctx, err := s.AdminContext(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	room, err := s.RoomService().CreateRoom(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("lktest: CreateRoom %q: %w", req.GetName(), err)
+	}
+	return room, nil
+}
+
+// ListParticipants lists room's participants with their published tracks (TrackInfo.Sid,
+// Source, Muted, ...). A room that does not exist yields a Twirp not_found error.
+func (s *Server) ListParticipants(ctx context.Context, room string) ([]*livekit.ParticipantInfo, error) {
+	ctx, err := s.AdminContext(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.RoomService().ListParticipants(ctx, &livekit.ListParticipantsRequest{Room: room})
+	if err != nil {
+		return nil, fmt.Errorf("lktest: ListParticipants %q: %w", room, err)
+	}
+	return res.GetParticipants(), nil
+}
+
+// GetParticipant returns one participant of room.
+func (s *Server) GetParticipant(ctx context.Context, room, identity string) (*livekit.ParticipantInfo, error) {
+	ctx, err := s.AdminContext(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.RoomService().GetParticipant(ctx, &livekit.RoomParticipantIdentity{Room: room, Identity: identity})
+	if err != nil {
+		return nil, fmt.Errorf("lktest: GetParticipant %q/%q: %w", room, identity, err)
+	}
+	return p, nil
+}
+
+// MutePublishedTrack asks the server to mute (or, if the server's room.enable_remote_unmute
+// is set, request unmute of) a participant's track, as a room admin would.
+func (s *Server) MutePublishedTrack(ctx context.Context, room, identity, trackSID string, muted bool) (*livekit.TrackInfo, error) {
+	ctx, err := s.AdminContext(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.RoomService().MutePublishedTrack(ctx, &livekit.MuteRoomTrackRequest{
+		Room: room, Identity: identity, TrackSid: trackSID, Muted: muted,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lktest: MutePublishedTrack %q/%q/%s muted=%v: %w", room, identity, trackSID, muted, err)
+	}
+	return res.GetTrack(), nil
+}
+
+// RemoveParticipant disconnects a participant from room.
+func (s *Server) RemoveParticipant(ctx context.Context, room, identity string) error {
+	ctx, err := s.AdminContext(ctx, room)
+	if err != nil {
+		return err
+	}
+	if _, err := s.RoomService().RemoveParticipant(ctx, &livekit.RoomParticipantIdentity{Room: room, Identity: identity}); err != nil {
+		return fmt.Errorf("lktest: RemoveParticipant %q/%q: %w", room, identity, err)
+	}
+	return nil
+}
+
+// WaitParticipant polls room every 100 ms until identity is present and cond (nil: any)
+// holds for it, or ctx ends; then it returns the last error seen.
+func (s *Server) WaitParticipant(ctx context.Context, room, identity string, cond func(*livekit.ParticipantInfo) bool) (*livekit.ParticipantInfo, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		p, err := s.GetParticipant(ctx, room, identity)
+		switch {
+		case err != nil:
+			last = err
+		case cond == nil || cond(p):
+			return p, nil
+		default:
+			last = fmt.Errorf("lktest: participant %q/%q does not meet the condition yet: %v", room, identity, p)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+		case <-tick.C:
+		}
+	}
+}
+
+// TrackBySource returns p's first published track from src (e.g. livekit.TrackSource_CAMERA,
+// livekit.TrackSource_MICROPHONE), or nil.
+func TrackBySource(p *livekit.ParticipantInfo, src livekit.TrackSource) *livekit.TrackInfo {
+	for _, tr := range p.GetTracks() {
+		if tr.GetSource() == src {
+			return tr
+		}
+	}
+	return nil
+}

@@ -1,0 +1,348 @@
+// Package e2e runs the real roombox binary against a real livekit-server and checks what
+// arrives at a second participant.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"roombox/device"
+	"roombox/internal/lktest"
+)
+
+const (
+	room             = "e2e"
+	deviceIdentity   = "roombox-e2e"
+	simWidth         = 640
+	simHeight        = 360
+	silentDBFS       = -60.0 // decoded 440 Hz level that counts as silence
+	toneDBFS         = -30.0 // the sim mic's tone is about -10 dBFS; anything above this is the tone
+	muteBudget       = 500 * time.Millisecond
+	silenceHoldCheck = time.Second
+)
+
+// roomboxBinary is the binary under test: $ROOMBOX_BIN (the Makefile builds it), else a
+// fresh build into the test's temp dir.
+func roomboxBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("ROOMBOX_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("ROOMBOX_BIN=%s: %v (run make build)", p, err)
+		}
+		return p
+	}
+	out := filepath.Join(t.TempDir(), "roombox")
+	cmd := exec.Command("go", "build", "-o", out, "roombox/cmd/roombox")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building roombox: %v\n%s", err, b)
+	}
+	return out
+}
+
+// cli runs one roombox verb and returns its combined output.
+func cli(t testing.TB, bin string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	return string(out), err
+}
+
+func mustCLI(t testing.TB, bin string, args ...string) string {
+	t.Helper()
+	out, err := cli(t, bin, args...)
+	if err != nil {
+		t.Fatalf("roombox %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// daemon is a running `roombox run` process.
+type daemon struct {
+	cmd     *exec.Cmd
+	started time.Time
+	mu      sync.Mutex
+	log     bytes.Buffer
+	pageURL chan string
+	done    chan struct{}
+}
+
+var pageURLRe = regexp.MustCompile(`msg="control page" url=(\S+)`)
+
+func startDaemon(t testing.TB, bin, stateDir string) *daemon {
+	t.Helper()
+	d := &daemon{pageURL: make(chan string, 1), done: make(chan struct{})}
+	d.cmd = exec.Command(bin, "run", "--hal", "sim", "--state-dir", stateDir, "--http", "127.0.0.1:0")
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.started = time.Now()
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("starting roombox run: %v", err)
+	}
+	go func() {
+		defer close(d.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			d.mu.Lock()
+			d.log.WriteString(line + "\n")
+			d.mu.Unlock()
+			if m := pageURLRe.FindStringSubmatch(line); m != nil {
+				select {
+				case d.pageURL <- m[1]:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	t.Cleanup(func() {
+		d.stop(t)
+		if t.Failed() {
+			t.Logf("roombox log:\n%s", d.logText())
+		}
+	})
+	return d
+}
+
+func (d *daemon) logText() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.String()
+}
+
+// stop sends SIGTERM and waits; the daemon must exit cleanly and promptly.
+func (d *daemon) stop(t testing.TB) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { <-d.done; exited <- d.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("roombox run exited with %v after SIGTERM", err)
+		}
+	case <-time.After(10 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-exited
+		t.Errorf("roombox run did not stop within 10s of SIGTERM")
+	}
+}
+
+func deviceStatus(t testing.TB, bin, stateDir string) device.Status {
+	t.Helper()
+	out := mustCLI(t, bin, "status", "--state-dir", stateDir)
+	var st device.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status output %q: %v", out, err)
+	}
+	return st
+}
+
+// micMutedOnServer asks the server (RoomService, admin token) whether the device's
+// microphone track is muted.
+func micMutedOnServer(t testing.TB, srv *lktest.Server) (muted, found bool) {
+	t.Helper()
+	ps, err := srv.ListParticipants(context.Background(), room)
+	if err != nil {
+		t.Fatalf("ListParticipants: %v", err)
+	}
+	for _, p := range ps {
+		if p.Identity != deviceIdentity {
+			continue
+		}
+		for _, tr := range p.Tracks {
+			if tr.Type.String() == "AUDIO" {
+				return tr.Muted, true
+			}
+		}
+	}
+	return false, false
+}
+
+func TestDevicePublishesIntoRealRoom(t *testing.T) {
+	srv := lktest.Start(t)
+	bin := roomboxBinary(t)
+	stateDir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Provisioned while the daemon is not running: stored directly in the state dir.
+	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
+		"--token", lktest.Token(t, room, deviceIdentity))
+
+	sub := joinSubscriber(t, srv.URL, lktest.Token(t, room, "watcher"))
+	d := startDaemon(t, bin, stateDir)
+
+	// The control page's health endpoint answers without auth; the rest needs it.
+	var pageURL string
+	select {
+	case pageURL = <-d.pageURL:
+	case <-time.After(20 * time.Second):
+		t.Fatal("daemon never logged its control page URL")
+	}
+	checkHTTP(t, pageURL)
+
+	waitFor(t, "the device's video and audio tracks", 20*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.tracks["video"] && sub.tracks["audio"] && sub.identities[deviceIdentity]
+	})
+	waitFor(t, "30 H.264 frames including an IDR with SPS and PPS", 20*time.Second, func() bool {
+		aus, _, _ := sub.snapshot()
+		return len(aus) >= 30 && firstIDR(aus) >= 0
+	})
+	aus, _, firstKey := sub.snapshot()
+	t.Logf("join: process start -> first keyframe at the subscriber: %v", firstKey.Sub(d.started).Round(time.Millisecond))
+	idr := firstIDR(aus)
+	if !aus[idr].hasSPS || !aus[idr].hasPPS {
+		t.Fatalf("first IDR lacks SPS/PPS (sps=%v pps=%v)", aus[idr].hasSPS, aus[idr].hasPPS)
+	}
+
+	// A real decoder decodes what arrived, from the first IDR on; the pixels carry the sim
+	// camera's frame counter, increasing.
+	var stream []byte
+	for _, au := range aus[idr:] {
+		stream = append(stream, au.data...)
+	}
+	stamps, err := decodeStamps(stream, simWidth, simHeight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stamps) < 20 {
+		t.Fatalf("only %d decoded pictures carried a stamp", len(stamps))
+	}
+	for i := 1; i < len(stamps); i++ {
+		if stamps[i].Seq <= stamps[i-1].Seq {
+			t.Fatalf("frame counter not increasing at picture %d: %d then %d", i, stamps[i-1].Seq, stamps[i].Seq)
+		}
+	}
+	t.Logf("decoded %d pictures, frame counter %d..%d", len(stamps), stamps[0].Seq, stamps[len(stamps)-1].Seq)
+
+	// The tone arrives.
+	waitFor(t, "the 440 Hz tone", 10*time.Second, func() bool { return toneLevel(sub, 10) > toneDBFS })
+
+	// Mute: silence within the budget, held, the server reports the track muted, the LED on.
+	mustCLI(t, bin, "mute", "--state-dir", stateDir)
+	muted := time.Now()
+	time.Sleep(muteBudget + silenceHoldCheck) // observe what arrives after the mute
+	last, after := lastAudible(sub, muted)
+	if lag := last.Sub(muted); !last.IsZero() && lag > muteBudget {
+		t.Fatalf("audio still audible %v after roombox mute returned (budget %v)", lag, muteBudget)
+	} else {
+		t.Logf("mute -> last audible packet %v after the command returned; %d packets arrived after it", max(lag, 0).Round(time.Millisecond), after)
+	}
+	waitFor(t, "the server to report the mic muted", 5*time.Second, func() bool {
+		m, ok := micMutedOnServer(t, srv)
+		return ok && m
+	})
+	if st := deviceStatus(t, bin, stateDir); !st.MicMuted || !st.LED || st.State != "in-room" {
+		t.Fatalf("status after mute: %+v", st)
+	}
+
+	// Unmute: the tone returns and the server reports the track live.
+	mustCLI(t, bin, "unmute", "--state-dir", stateDir)
+	unmuted := time.Now()
+	waitFor(t, "the tone after unmute", 5*time.Second, func() bool { return toneLevelSince(sub, unmuted) > toneDBFS })
+	waitFor(t, "the server to report the mic live", 5*time.Second, func() bool {
+		m, ok := micMutedOnServer(t, srv)
+		return ok && !m
+	})
+	if st := deviceStatus(t, bin, stateDir); st.MicMuted || st.LED {
+		t.Fatalf("status after unmute: %+v", st)
+	}
+}
+
+func firstIDR(aus []accessUnit) int {
+	for i, au := range aus {
+		if au.idr {
+			return i
+		}
+	}
+	return -1
+}
+
+// toneLevel is the weakest 440 Hz level over the last n decoded packets.
+func toneLevel(s *subscriber, n int) float64 {
+	_, audio, _ := s.snapshot()
+	if len(audio) < n {
+		return -200
+	}
+	lvl := 0.0
+	for _, w := range audio[len(audio)-n:] {
+		lvl = min(lvl, w.toneDBFS)
+	}
+	return lvl
+}
+
+// toneLevelSince is the weakest 440 Hz level over 10 packets decoded after t0.
+func toneLevelSince(s *subscriber, t0 time.Time) float64 {
+	_, audio, _ := s.snapshot()
+	var after []audioWindow
+	for _, w := range audio {
+		if w.at.After(t0) {
+			after = append(after, w)
+		}
+	}
+	if len(after) < 10 {
+		return -200
+	}
+	lvl := 0.0
+	for _, w := range after[len(after)-10:] {
+		lvl = min(lvl, w.toneDBFS)
+	}
+	return lvl
+}
+
+// lastAudible is the arrival of the last packet after t0 that carried the tone or any
+// energy. The SFU stops forwarding a muted track, so silence is silent packets or none.
+func lastAudible(s *subscriber, t0 time.Time) (last time.Time, after int) {
+	_, audio, _ := s.snapshot()
+	for _, w := range audio {
+		if w.at.Before(t0) {
+			continue
+		}
+		after++
+		if w.toneDBFS > silentDBFS || w.rmsDBFS > silentDBFS {
+			last = w.at
+		}
+	}
+	return last, after
+}
+
+func checkHTTP(t *testing.T, pageURL string) {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(pageURL, "/") + "/healthz")
+	if err != nil {
+		t.Fatalf("healthz: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %s", resp.Status)
+	}
+	resp, err = http.Get(pageURL)
+	if err != nil {
+		t.Fatalf("page: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("page without auth: %s, want 401", resp.Status)
+	}
+}

@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"roombox/internal/ffmpegtest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+	"gopkg.in/hraban/opus.v2"
+
+	"roombox/hal/sim"
+	"roombox/signaling"
+)
+
+// subscriber is a second participant in the room, built on our own signaling client in
+// subscribe mode: it collects the device's H.264 access units and decodes its Opus.
+type subscriber struct {
+	t    testing.TB
+	sess *signaling.Session
+	wg   sync.WaitGroup
+
+	mu         sync.Mutex
+	videoAUs   []accessUnit
+	firstKeyAt time.Time
+	audio      []audioWindow
+	tracks     map[string]bool // kinds seen ("video", "audio")
+	identities map[string]bool
+}
+
+type accessUnit struct {
+	data   []byte
+	at     time.Time
+	idr    bool
+	hasSPS bool
+	hasPPS bool
+}
+
+// audioWindow is one decoded Opus packet: its 440 Hz energy relative to full scale.
+type audioWindow struct {
+	at       time.Time
+	toneDBFS float64
+	rmsDBFS  float64
+}
+
+func joinSubscriber(t testing.TB, url, token string) *subscriber {
+	t.Helper()
+	s := &subscriber{t: t, tracks: map[string]bool{}, identities: map[string]bool{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := signaling.Connect(ctx, url, token, signaling.Options{
+		AutoSubscribe: true,
+		OnTrack:       s.onTrack,
+	})
+	if err != nil {
+		t.Fatalf("subscriber join: %v", err)
+	}
+	s.sess = sess
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *subscriber) close() {
+	_ = s.sess.Close()
+	s.wg.Wait()
+}
+
+func (s *subscriber) onTrack(rt *signaling.RemoteTrack) {
+	s.mu.Lock()
+	s.tracks[rt.Track.Kind().String()] = true
+	s.identities[rt.Identity] = true
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		switch rt.Track.Kind() {
+		case webrtc.RTPCodecTypeVideo:
+			s.readVideo(rt)
+		case webrtc.RTPCodecTypeAudio:
+			s.readAudio(rt)
+		}
+	}()
+}
+
+// readVideo reassembles access units; it ends when the track ends (session closed).
+func (s *subscriber) readVideo(rt *signaling.RemoteTrack) {
+	sb := samplebuilder.New(256, &codecs.H264Packet{}, rt.Track.Codec().ClockRate)
+	_ = rt.RequestKeyframe()
+	for {
+		pkt, _, err := rt.Track.ReadRTP()
+		if err != nil {
+			return
+		}
+		sb.Push(pkt)
+		for smp := sb.Pop(); smp != nil; smp = sb.Pop() {
+			au := accessUnit{data: smp.Data, at: time.Now()}
+			for _, typ := range nalTypes(smp.Data) {
+				switch typ {
+				case 5:
+					au.idr = true
+				case 7:
+					au.hasSPS = true
+				case 8:
+					au.hasPPS = true
+				}
+			}
+			s.mu.Lock()
+			if au.idr && s.firstKeyAt.IsZero() {
+				s.firstKeyAt = au.at
+			}
+			s.videoAUs = append(s.videoAUs, au)
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *subscriber) readAudio(rt *signaling.RemoteTrack) {
+	dec, err := opus.NewDecoder(48000, 1)
+	if err != nil {
+		s.t.Errorf("opus decoder: %v", err)
+		return
+	}
+	pcm := make([]int16, 5760)
+	for {
+		pkt, _, err := rt.Track.ReadRTP()
+		if err != nil {
+			return
+		}
+		if len(pkt.Payload) == 0 {
+			continue
+		}
+		n, err := dec.Decode(pkt.Payload, pcm)
+		if err != nil {
+			s.t.Errorf("opus decode: %v", err)
+			return
+		}
+		w := audioWindow{at: time.Now(), toneDBFS: goertzelDBFS(pcm[:n], 440, 48000), rmsDBFS: rmsDBFS(pcm[:n])}
+		s.mu.Lock()
+		s.audio = append(s.audio, w)
+		s.mu.Unlock()
+	}
+}
+
+// nalTypes lists the NAL unit types of an Annex-B access unit.
+func nalTypes(au []byte) []byte {
+	var types []byte
+	for i := 0; i+3 < len(au); i++ {
+		if au[i] == 0 && au[i+1] == 0 && au[i+2] == 1 {
+			types = append(types, au[i+3]&0x1f)
+			i += 3
+		}
+	}
+	return types
+}
+
+// goertzelDBFS is the level of one frequency in dBFS (a full-scale sine reads 0).
+func goertzelDBFS(pcm []int16, freq, rate float64) float64 {
+	if len(pcm) == 0 {
+		return math.Inf(-1)
+	}
+	k := 2 * math.Cos(2*math.Pi*freq/rate)
+	var s1, s2 float64
+	for _, v := range pcm {
+		s0 := float64(v)/32768 + k*s1 - s2
+		s2, s1 = s1, s0
+	}
+	power := s1*s1 + s2*s2 - k*s1*s2
+	amp := 2 * math.Sqrt(math.Max(power, 0)) / float64(len(pcm))
+	return 20 * math.Log10(amp+1e-12)
+}
+
+func rmsDBFS(pcm []int16) float64 {
+	var sum float64
+	for _, v := range pcm {
+		f := float64(v) / 32768
+		sum += f * f
+	}
+	return 20 * math.Log10(math.Sqrt(sum/float64(max(len(pcm), 1)))+1e-12)
+}
+
+func (s *subscriber) snapshot() (aus []accessUnit, audio []audioWindow, firstKey time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]accessUnit(nil), s.videoAUs...), append([]audioWindow(nil), s.audio...), s.firstKeyAt
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// decodeStamps decodes an H.264 elementary stream with ffmpeg (a real decoder) and reads
+// the sim camera's stamp from each decoded picture.
+func decodeStamps(stream []byte, width, height int) ([]sim.Stamp, error) {
+	frames, err := ffmpegtest.DecodeGray(stream, width, height)
+	if err != nil {
+		return nil, err
+	}
+	var stamps []sim.Stamp
+	var errs []error
+	for _, y := range frames {
+		st, err := sim.DecodeStamp(y, width, width, height)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		stamps = append(stamps, st)
+	}
+	if len(stamps) == 0 {
+		return nil, fmt.Errorf("no picture carried a readable stamp: %w", errors.Join(errs...))
+	}
+	return stamps, nil
+}
