@@ -1,0 +1,64 @@
+# roombox developer entry points. See README.md.
+#   make run    build everything, start a local LiveKit server and the simulated box
+#   make test   go test ./... against the real livekit-server, then make lint
+
+SHELL := /bin/bash
+GO    ?= go
+
+BIN            := $(CURDIR)/bin
+ROOMBOX        := $(BIN)/roombox
+LIVEKIT_SERVER := $(BIN)/livekit-server
+
+# Debian packages the build needs (cgo: gcc, opus, x264; ffmpeg for media tests).
+DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev ffmpeg
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX)
+TEST_TIMEOUT ?= 20m
+
+.PHONY: all deps livekit build test bench lint run clean
+
+all: build
+
+# Installs only what dpkg does not already report as installed; a no-op (one dpkg-query)
+# when everything is present, so it is cheap to depend on.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing" $$missing; \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# The real SFU, rebuilt only when the pinned module changes.
+livekit: $(LIVEKIT_SERVER)
+
+$(LIVEKIT_SERVER): tools/livekit/go.mod tools/livekit/go.sum
+	@mkdir -p $(BIN)
+	cd tools/livekit && GOWORK=off $(GO) build -trimpath -o $@ github.com/livekit/livekit-server/cmd/server
+	@touch $@ # go build leaves an up-to-date binary's mtime alone
+
+build: deps
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(ROOMBOX) ./cmd/roombox
+
+test: deps livekit build
+	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory lint
+
+bench: deps livekit build
+	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./...
+
+# gofmt over every .go file outside bin/; fails if any file needs formatting.
+lint:
+	@unformatted=$$(find . -path ./bin -prune -o -path ./.git -prune -o -name '*.go' -print0 | xargs -0 -r gofmt -l); \
+	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+run: build livekit
+	scripts/run-demo.sh
+
+clean:
+	rm -rf bin .run
