@@ -6,64 +6,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"roombox/device"
+	"roombox/device/devicetest"
 )
-
-// apiFake is a Controller that records what the LocalAPI asks of it.
-type apiFake struct {
-	mu          sync.Mutex
-	muted       bool
-	presses     []string
-	provisioned device.Provisioning
-	failPress   error
-}
-
-func (f *apiFake) Status(context.Context) device.Status {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st := device.Status{State: device.StateUnprovisioned.String(), MicMuted: f.muted, LED: f.muted, Hal: "fake"}
-	if f.provisioned.URL != "" {
-		st.State, st.Provisioned, st.URL = device.StateConnecting.String(), true, f.provisioned.URL
-	}
-	return st
-}
-
-func (f *apiFake) SetMicMuted(_ context.Context, muted bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.muted = muted
-	return nil
-}
-
-func (f *apiFake) Press(_ context.Context, button string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failPress != nil {
-		return f.failPress
-	}
-	f.presses = append(f.presses, button)
-	if button == "mic" {
-		f.muted = !f.muted
-	}
-	return nil
-}
-
-func (f *apiFake) Provision(_ context.Context, p device.Provisioning) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.provisioned = p
-	return nil
-}
 
 // socketDir returns a fresh directory with a short path: unix socket paths are limited to
 // about 100 bytes, and t.TempDir's can be longer.
@@ -77,49 +30,10 @@ func socketDir(t *testing.T) string {
 	return dir
 }
 
-// serveAPI serves the LocalAPI for c in dir until the test ends, and checks on cleanup that
-// ServeLocalAPI returned without error and removed its socket.
-func serveAPI(t *testing.T, dir string, c device.Controller) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- device.ServeLocalAPI(ctx, dir, c, slog.New(slog.DiscardHandler)) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("ServeLocalAPI: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("ServeLocalAPI did not return after cancel")
-		}
-		if _, err := os.Lstat(device.SocketPath(dir)); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("socket left behind after shutdown: %v", err)
-		}
-	})
-	// Wait until it answers.
-	cl := device.Dial(dir)
-	for i := 0; ; i++ {
-		_, err := cl.Status(context.Background())
-		if err == nil {
-			return
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("ServeLocalAPI: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-		if i > 1000 {
-			t.Fatalf("LocalAPI never answered: %v", err)
-		}
-	}
-}
-
 func TestLocalAPIClientRoundTrip(t *testing.T) {
 	dir := socketDir(t)
-	fake := &apiFake{}
-	serveAPI(t, dir, fake)
+	fake := &devicetest.Controller{}
+	devicetest.ServeLocalAPI(t, dir, fake)
 	ctx := context.Background()
 	cl := device.Dial(dir)
 
@@ -166,26 +80,26 @@ func TestLocalAPIClientRoundTrip(t *testing.T) {
 	if !errors.Is(err, device.ErrInvalidProvisioning) || err.Error() != `device: provisioning url "http://x": scheme must be ws or wss` {
 		t.Errorf("Provision(http) = %v", err)
 	}
-	if fake.provisioned != (device.Provisioning{}) {
+	if fake.Provisioning() != (device.Provisioning{}) {
 		t.Fatal("invalid provisioning reached the controller")
 	}
 	if err := cl.Provision(ctx, device.Provisioning{URL: "wss://lk.example.com", Token: tok}); err != nil {
 		t.Fatal(err)
 	}
-	if fake.provisioned.Token != tok {
+	if fake.Provisioning().Token != tok {
 		t.Error("controller did not get the provisioning")
 	}
 	if st, _ := cl.Status(ctx); !st.Provisioned || st.URL != "wss://lk.example.com" {
 		t.Errorf("Status after provisioning = %+v", st)
 	}
-	if fmt.Sprint(fake.presses) != "[mic]" {
-		t.Errorf("presses = %v", fake.presses)
+	if fmt.Sprint(fake.Presses()) != "[mic]" {
+		t.Errorf("presses = %v", fake.Presses())
 	}
 }
 
 func TestLocalAPIControllerError(t *testing.T) {
 	dir := socketDir(t)
-	serveAPI(t, dir, &apiFake{failPress: errors.New("device: sim: button stuck")})
+	devicetest.ServeLocalAPI(t, dir, &devicetest.Controller{PressErr: errors.New("device: sim: button stuck")})
 	err := device.Dial(dir).Press(context.Background(), "camera")
 	var ae *device.APIError
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusInternalServerError || ae.Message != "device: sim: button stuck" {
@@ -221,8 +135,8 @@ func rawRequest(t *testing.T, dir, method, path, body string) (int, string) {
 
 func TestLocalAPIBadRequests(t *testing.T) {
 	dir := socketDir(t)
-	fake := &apiFake{}
-	serveAPI(t, dir, fake)
+	fake := &devicetest.Controller{}
+	devicetest.ServeLocalAPI(t, dir, fake)
 	tests := []struct {
 		name, method, path, body string
 		code                     int
@@ -251,8 +165,8 @@ func TestLocalAPIBadRequests(t *testing.T) {
 			}
 		})
 	}
-	if fake.muted || len(fake.presses) != 0 || fake.provisioned != (device.Provisioning{}) {
-		t.Errorf("bad requests reached the controller: %+v", fake)
+	if fake.MicMuted() || len(fake.Presses()) != 0 || fake.Provisioning() != (device.Provisioning{}) {
+		t.Errorf("bad requests reached the controller: muted=%v presses=%v provisioning=%+v", fake.MicMuted(), fake.Presses(), fake.Provisioning())
 	}
 	// An empty body is fine for mute.
 	if code, body := rawRequest(t, dir, "POST", "/v1/mute", ""); code != 200 || !strings.Contains(body, `"mic_muted":true`) {
@@ -291,7 +205,7 @@ func TestDaemonNotRunning(t *testing.T) {
 		t.Errorf("SetMicMuted on a stale socket = %v, want ErrDaemonNotRunning", err)
 	}
 	// ServeLocalAPI takes the stale socket over.
-	serveAPI(t, dir, &apiFake{})
+	devicetest.ServeLocalAPI(t, dir, &devicetest.Controller{})
 	if err := device.Dial(dir).SetMicMuted(ctx, true); err != nil {
 		t.Errorf("after takeover: %v", err)
 	}
@@ -299,10 +213,10 @@ func TestDaemonNotRunning(t *testing.T) {
 
 func TestServeLocalAPIRefusesSecondDaemon(t *testing.T) {
 	dir := socketDir(t)
-	serveAPI(t, dir, &apiFake{})
+	devicetest.ServeLocalAPI(t, dir, &devicetest.Controller{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := device.ServeLocalAPI(ctx, dir, &apiFake{}, nil)
+	err := device.ServeLocalAPI(ctx, dir, &devicetest.Controller{}, nil)
 	if !errors.Is(err, device.ErrDaemonRunning) {
 		t.Fatalf("second ServeLocalAPI = %v, want ErrDaemonRunning", err)
 	}
@@ -318,7 +232,7 @@ func TestServeLocalAPIRefusesNonSocket(t *testing.T) {
 	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := device.ServeLocalAPI(context.Background(), dir, &apiFake{}, nil)
+	err := device.ServeLocalAPI(context.Background(), dir, &devicetest.Controller{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "is not a socket") {
 		t.Fatalf("ServeLocalAPI over a regular file = %v", err)
 	}
@@ -328,7 +242,7 @@ func TestServeLocalAPIRefusesNonSocket(t *testing.T) {
 }
 
 func TestServeLocalAPIMissingDir(t *testing.T) {
-	err := device.ServeLocalAPI(context.Background(), filepath.Join(socketDir(t), "missing"), &apiFake{}, nil)
+	err := device.ServeLocalAPI(context.Background(), filepath.Join(socketDir(t), "missing"), &devicetest.Controller{}, nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "device: localapi: listen on ") {
 		t.Fatalf("ServeLocalAPI in a missing dir = %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -34,68 +35,66 @@ func clientError(c *device.LocalClient, err error) error {
 	return err
 }
 
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status")
+// callDaemon is what the verbs that drive the running daemon share: it parses the verb's
+// flags (--state-dir) from args, checks the positional arguments with checkArgs, then dials
+// the LocalAPI and calls call with a context bounded by localAPITimeout. A daemon that is not
+// running is reported in the CLI's words.
+func callDaemon(ctx context.Context, verb string, args []string,
+	checkArgs func(fs *flag.FlagSet, pos []string) error,
+	call func(ctx context.Context, c *device.LocalClient, pos []string) error,
+) error {
+	fs := newFlagSet(verb)
 	dir := stateDirFlag(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := noArgs(fs, pos); err != nil {
+	if err := checkArgs(fs, pos); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, localAPITimeout)
 	defer cancel()
 	c := device.Dial(*dir)
-	st, err := c.Status(ctx)
-	if err != nil {
-		return clientError(c, err)
-	}
-	data, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(stdout, "%s\n", data)
-	return err
+	return clientError(c, call(ctx, c, pos))
 }
 
-func cmdMute(muted bool) func(context.Context, []string, io.Writer, io.Writer) error {
-	name := "unmute"
-	if muted {
-		name = "mute"
-	}
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(name)
-		dir := stateDirFlag(fs)
-		pos, err := parseArgs(fs, args)
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return callDaemon(ctx, "status", args, noArgs, func(ctx context.Context, c *device.LocalClient, _ []string) error {
+		st, err := c.Status(ctx)
 		if err != nil {
 			return err
 		}
-		if err := noArgs(fs, pos); err != nil {
+		data, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(ctx, localAPITimeout)
-		defer cancel()
-		c := device.Dial(*dir)
-		return clientError(c, c.SetMicMuted(ctx, muted))
+		_, err = fmt.Fprintf(stdout, "%s\n", data)
+		return err
+	})
+}
+
+func cmdMute(muted bool) func(context.Context, []string, io.Writer, io.Writer) error {
+	verb := "unmute"
+	if muted {
+		verb = "mute"
+	}
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		return callDaemon(ctx, verb, args, noArgs, func(ctx context.Context, c *device.LocalClient, _ []string) error {
+			return c.SetMicMuted(ctx, muted)
+		})
 	}
 }
 
 func cmdPress(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("press")
-	dir := stateDirFlag(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
+	return callDaemon(ctx, "press", args, oneButton, func(ctx context.Context, c *device.LocalClient, pos []string) error {
+		return c.Press(ctx, pos[0])
+	})
+}
+
+// oneButton wants exactly one positional argument, naming a known button.
+func oneButton(fs *flag.FlagSet, pos []string) error {
 	if len(pos) != 1 {
 		return usageError{fs: fs, err: fmt.Errorf("press: want one BUTTON (%s), got %d arguments", strings.Join(device.Buttons, ", "), len(pos))}
 	}
-	if err := device.ValidButton(pos[0]); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, localAPITimeout)
-	defer cancel()
-	c := device.Dial(*dir)
-	return clientError(c, c.Press(ctx, pos[0]))
+	return device.ValidButton(pos[0])
 }

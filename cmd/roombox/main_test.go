@@ -6,17 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/livekit/protocol/auth"
 
 	"roombox/device"
+	"roombox/device/devicetest"
 )
 
 // roombox runs the CLI in-process and returns its exit status and output.
@@ -188,71 +187,10 @@ func TestClientVerbsWithoutDaemon(t *testing.T) {
 	}
 }
 
-// cliFake is a Controller behind a LocalAPI for the CLI tests.
-type cliFake struct {
-	mu      sync.Mutex
-	p       device.Provisioning
-	muted   bool
-	presses []string
-}
-
-func (f *cliFake) Status(context.Context) device.Status {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st := device.Status{State: "unprovisioned", MicMuted: f.muted, LED: f.muted, Hal: "sim"}
-	if f.p.URL != "" {
-		info, _ := device.ValidateProvisioning(f.p, time.Now())
-		st.State, st.Provisioned, st.URL, st.Room, st.Identity = "connecting", true, f.p.URL, info.Room, info.Identity
-	}
-	return st
-}
-
-func (f *cliFake) SetMicMuted(_ context.Context, m bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.muted = m
-	return nil
-}
-
-func (f *cliFake) Press(_ context.Context, b string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.presses = append(f.presses, b)
-	return nil
-}
-
-func (f *cliFake) Provision(_ context.Context, p device.Provisioning) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.p = p
-	return nil
-}
-
-func serveFake(t *testing.T, dir string, c device.Controller) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- device.ServeLocalAPI(ctx, dir, c, slog.New(slog.DiscardHandler)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ServeLocalAPI: %v", err)
-		}
-	})
-	for i := 0; ; i++ {
-		if _, err := device.Dial(dir).Status(ctx); err == nil {
-			return
-		} else if i == 1000 {
-			t.Fatalf("LocalAPI never answered: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestProvisionStatusRoundTrip(t *testing.T) {
 	dir := shortDir(t)
-	fake := &cliFake{}
-	serveFake(t, dir, fake)
+	fake := &devicetest.Controller{Hal: "sim"}
+	devicetest.ServeLocalAPI(t, dir, fake)
 
 	code, stdout, stderr := roombox(t, "status", "--state-dir", dir)
 	if code != 0 || !strings.Contains(stdout, `"state": "unprovisioned"`) {
@@ -269,8 +207,8 @@ func TestProvisionStatusRoundTrip(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "through the running daemon") {
 		t.Fatalf("provision: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	if fake.p != (device.Provisioning{URL: "ws://127.0.0.1:7880", Token: tok}) {
-		t.Errorf("daemon got %+v", fake.p)
+	if p := fake.Provisioning(); p != (device.Provisioning{URL: "ws://127.0.0.1:7880", Token: tok}) {
+		t.Errorf("daemon got %+v", p)
 	}
 	if _, err := os.Stat(filepath.Join(dir, device.ConfigFile)); !errors.Is(err, fs.ErrNotExist) {
 		t.Error("the CLI wrote config.json itself while the daemon was running")
@@ -292,21 +230,27 @@ func TestProvisionStatusRoundTrip(t *testing.T) {
 		t.Errorf("status is not indented JSON:\n%s", stdout)
 	}
 
-	// mute, unmute, press with the flag on either side of the button.
+	// mute, unmute, press with the flag on either side of the button. A mic press toggles
+	// mute, as the button does, so it comes after unmute.
 	for _, args := range [][]string{
 		{"mute", "--state-dir", dir},
-		{"press", "mic", "--state-dir", dir},
 		{"press", "--state-dir", dir, "camera"},
 	} {
 		if code, _, stderr := roombox(t, args...); code != 0 {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 		}
 	}
-	if !fake.muted || strings.Join(fake.presses, ",") != "mic,camera" {
-		t.Errorf("muted=%v presses=%v", fake.muted, fake.presses)
+	if !fake.MicMuted() || strings.Join(fake.Presses(), ",") != "camera" {
+		t.Errorf("muted=%v presses=%v", fake.MicMuted(), fake.Presses())
 	}
-	if code, _, _ := roombox(t, "unmute", "--state-dir", dir); code != 0 || fake.muted {
+	if code, _, _ := roombox(t, "unmute", "--state-dir", dir); code != 0 || fake.MicMuted() {
 		t.Error("unmute failed")
+	}
+	if code, _, stderr := roombox(t, "press", "mic", "--state-dir", dir); code != 0 {
+		t.Errorf("press mic: exit %d, stderr %q", code, stderr)
+	}
+	if !fake.MicMuted() || strings.Join(fake.Presses(), ",") != "camera,mic" {
+		t.Errorf("muted=%v presses=%v", fake.MicMuted(), fake.Presses())
 	}
 	code, _, stderr = roombox(t, "press", "eject", "--state-dir", dir)
 	if code != 1 || !strings.Contains(stderr, `unknown button "eject"`) {

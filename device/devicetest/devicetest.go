@@ -1,0 +1,151 @@
+// Package devicetest has fakes for testing what drives a device: a device.Controller without
+// hardware or a room, and a helper that serves it on a LocalAPI socket.
+package devicetest
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"roombox/device"
+)
+
+// Controller is a device.Controller that keeps its state in memory: the microphone's mute
+// state (the LED follows it), the buttons pressed, in order, and the last provisioning it
+// accepted. A press of "mic" toggles mute, as the hardware button does. Provision validates
+// with device.ValidateProvisioning and stores only what passes; Status reports a provisioned
+// fake as connecting to the provisioned room.
+//
+// The zero value is an unprovisioned, unmuted device. Set Hal and PressErr before first use;
+// after that a Controller is safe for concurrent use.
+type Controller struct {
+	// Hal is the board Status reports; "fake" if empty.
+	Hal string
+	// PressErr, if not nil, is what every Press returns, without recording the press.
+	PressErr error
+
+	mu      sync.Mutex
+	muted   bool
+	presses []string
+	p       device.Provisioning
+	info    device.TokenInfo
+}
+
+var _ device.Controller = (*Controller)(nil)
+
+// Status reports the fake's state, derived from its fields.
+func (c *Controller) Status(context.Context) device.Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := device.Status{State: device.StateUnprovisioned.String(), MicMuted: c.muted, LED: c.muted, Hal: c.Hal}
+	if st.Hal == "" {
+		st.Hal = "fake"
+	}
+	if c.p.URL != "" {
+		st.State, st.Provisioned = device.StateConnecting.String(), true
+		st.URL, st.Room, st.Identity = c.p.URL, c.info.Room, c.info.Identity
+	}
+	return st
+}
+
+// SetMicMuted sets the mute state, and with it the LED.
+func (c *Controller) SetMicMuted(_ context.Context, muted bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.muted = muted
+	return nil
+}
+
+// Press returns PressErr if set; otherwise it records the press, and a "mic" press toggles mute.
+func (c *Controller) Press(_ context.Context, button string) error {
+	if c.PressErr != nil {
+		return c.PressErr
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.presses = append(c.presses, button)
+	if button == "mic" {
+		c.muted = !c.muted
+	}
+	return nil
+}
+
+// Provision validates p as the device would now and stores it, or returns the validation
+// error and keeps what it had.
+func (c *Controller) Provision(_ context.Context, p device.Provisioning) error {
+	info, err := device.ValidateProvisioning(p, time.Now())
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.p, c.info = p, info
+	return nil
+}
+
+// MicMuted reports whether the microphone is muted.
+func (c *Controller) MicMuted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.muted
+}
+
+// Presses returns the buttons pressed so far, in order.
+func (c *Controller) Presses() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.presses)
+}
+
+// Provisioning returns the last provisioning accepted, or the zero value if none was.
+func (c *Controller) Provisioning() device.Provisioning {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.p
+}
+
+// ServeLocalAPI serves the LocalAPI for c in dir until the test ends and returns once it
+// answers. On cleanup it checks that device.ServeLocalAPI returned without error and removed
+// its socket.
+func ServeLocalAPI(t testing.TB, dir string, c device.Controller) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- device.ServeLocalAPI(ctx, dir, c, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("ServeLocalAPI: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("ServeLocalAPI did not return after cancel")
+		}
+		if _, err := os.Lstat(device.SocketPath(dir)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("socket left behind after shutdown: %v", err)
+		}
+	})
+	// Wait until it answers.
+	cl := device.Dial(dir)
+	for i := 0; ; i++ {
+		_, err := cl.Status(context.Background())
+		if err == nil {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("ServeLocalAPI: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if i > 1000 {
+			t.Fatalf("LocalAPI never answered: %v", err)
+		}
+	}
+}
