@@ -124,9 +124,9 @@ func (d *daemon) load() error {
 	}
 	d.cfg, d.saved = cfg, saved
 	if cfg.Provisioned() {
-		// A stored token that no longer validates (expired) still names the room; the
-		// connection attempt reports the problem and the device keeps retrying.
-		d.info, _ = parseAccessToken(cfg.Token, time.Time{})
+		// A stored token that has expired still names the room; the connection attempt
+		// reports the problem and the device keeps retrying.
+		d.info, _ = parseAccessToken(cfg.Token, time.Now())
 	}
 	return nil
 }

@@ -76,6 +76,8 @@ type accessClaims struct {
 
 var unverifiedParser = jwt.NewParser()
 
+// parseAccessToken reads a LiveKit access token without verifying it and checks it at now.
+// When only the time check fails, the token's info is returned with the error.
 func parseAccessToken(raw string, now time.Time) (TokenInfo, error) {
 	bad := func(format string, args ...any) error {
 		return &provisioningError{field: "token", msg: fmt.Sprintf(format, args...)}
@@ -121,10 +123,12 @@ func parseAccessToken(raw string, now time.Time) (TokenInfo, error) {
 		return TokenInfo{}, bad("no identity (sub)")
 	case c.ExpiresAt == nil:
 		return TokenInfo{}, bad("no expiry (exp)")
+	// A well-formed token outside its validity still says which room it is for: the
+	// info comes back with the error so a stored, expired token can be shown.
 	case !info.Expires.After(now):
-		return TokenInfo{}, bad("expired at %s", info.Expires.UTC().Format(time.RFC3339))
+		return info, bad("expired at %s", info.Expires.UTC().Format(time.RFC3339))
 	case c.NotBefore != nil && c.NotBefore.After(now.Add(notBeforeLeeway)):
-		return TokenInfo{}, bad("not valid before %s", c.NotBefore.UTC().Format(time.RFC3339))
+		return info, bad("not valid before %s", c.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return info, nil
 }

@@ -117,12 +117,27 @@ func TestValidateProvisioning(t *testing.T) {
 			if !errors.Is(err, device.ErrInvalidProvisioning) {
 				t.Errorf("error %q does not match ErrInvalidProvisioning", err)
 			}
-			if info != (device.TokenInfo{}) {
-				t.Errorf("TokenInfo = %+v on error, want zero", info)
+			// Only a token that is fine but for its validity period is still described.
+			timeOnly := strings.Contains(tt.wantErr, "expired at") || strings.Contains(tt.wantErr, "not valid before")
+			if described := info != (device.TokenInfo{}); described != timeOnly {
+				t.Errorf("TokenInfo = %+v on error %q; want it described only for a validity-period error", info, err)
 			}
 			if tt.p.Token != "" && len(tt.p.Token) > 20 && strings.Contains(err.Error(), tt.p.Token) {
 				t.Errorf("error echoes the token (a secret): %q", err)
 			}
 		})
+	}
+}
+
+// An expired token is refused, but still says which room and identity it was for, so a
+// device whose stored token expired can show where it is trying to go.
+func TestExpiredTokenStillDescribed(t *testing.T) {
+	tok := mintToken(t, "lobby", "box-1", time.Hour)
+	info, err := device.ValidateProvisioning(device.Provisioning{URL: "wss://h", Token: tok}, time.Now().Add(2*time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "expired at") {
+		t.Fatalf("err = %v, want expired", err)
+	}
+	if info.Room != "lobby" || info.Identity != "box-1" {
+		t.Fatalf("info = %+v, want room lobby, identity box-1", info)
 	}
 }
