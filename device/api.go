@@ -42,9 +42,13 @@ type Status struct {
 	Identity    string `json:"identity,omitempty"`
 	MicMuted    bool   `json:"mic_muted"`
 	LED         bool   `json:"led"`
-	Attempt     int    `json:"attempt,omitempty"` // connection attempts since the last success
+	Attempt     int    `json:"attempt,omitempty"` // failed joins since the last success
 	LastError   string `json:"last_error,omitempty"`
-	Hal         string `json:"hal"`
+	// Participants are the identities of the others in the room.
+	Participants []string `json:"participants,omitempty"`
+	Joins        int      `json:"joins,omitempty"`   // successful joins since start (>1: it rejoined)
+	Resumes      int      `json:"resumes,omitempty"` // signal connections resumed in the current join
+	Hal          string   `json:"hal"`
 }
 
 // Provisioning is what an operator gives the device to join its room: the room server URL

@@ -290,13 +290,15 @@ func (d *daemon) Status(ctx context.Context) Status {
 	return st
 }
 
-// localTracks are what the device publishes on every join, with its current mute state.
-func (d *daemon) localTracks() []signaling.LocalTrack {
+// localTracks are what the device publishes on every join, with its current mute state;
+// the SFU's keyframe requests for the camera reach the encoder.
+func (d *daemon) localTracks() []signaling.Track {
 	f := d.board.Camera.Format()
-	return []signaling.LocalTrack{
-		{Track: d.videoTrack, Type: livekit.TrackType_VIDEO, Source: livekit.TrackSource_CAMERA,
-			Name: "camera", Width: uint32(f.Width), Height: uint32(f.Height)},
-		{Track: d.audioTrack, Type: livekit.TrackType_AUDIO, Source: livekit.TrackSource_MICROPHONE,
-			Name: "microphone", Muted: d.micMuted()},
+	return []signaling.Track{
+		{LocalTrack: signaling.LocalTrack{Track: d.videoTrack, Type: livekit.TrackType_VIDEO,
+			Source: livekit.TrackSource_CAMERA, Name: "camera", Width: uint32(f.Width), Height: uint32(f.Height)},
+			OnRTCP: d.video.HandleRTCP},
+		{LocalTrack: signaling.LocalTrack{Track: d.audioTrack, Type: livekit.TrackType_AUDIO,
+			Source: livekit.TrackSource_MICROPHONE, Name: "microphone", Muted: d.micMuted()}},
 	}
 }

@@ -5,33 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
-	"time"
 
 	"github.com/livekit/protocol/livekit"
 
-	"roombox/media"
 	"roombox/signaling"
 )
 
-// roomLink keeps the device in its room: connect, publish, wait for the session to end,
-// back off, repeat — until ctx ends. Every attempt is logged and shown in Status.
+// roomLink keeps the device in the room it is provisioned for: it runs a signaling.Room
+// (join, resume, rejoin with backoff) and starts a new one when provisioning changes.
+// Every attempt is logged and shown in Status.
 type roomLink struct {
 	d   *daemon
 	log *slog.Logger
 
-	wake chan struct{} // provisioning changed: drop the session / skip the backoff
+	wake chan struct{} // provisioning changed
 
 	mu       sync.Mutex
+	room     *signaling.Room
 	state    State
-	sess     *signaling.Session
-	micSID   string
-	camSID   string
-	token    string // newest token for the current provisioning (server refreshes it)
-	attempt  int
-	lastErr  error
-	joinedAt time.Time
+	resuming bool
 }
 
 func newRoomLink(d *daemon, log *slog.Logger) *roomLink {
@@ -40,25 +33,28 @@ func newRoomLink(d *daemon, log *slog.Logger) *roomLink {
 
 // reprovisioned makes the link rejoin with the new provisioning at once.
 func (r *roomLink) reprovisioned() {
-	r.mu.Lock()
-	r.token, r.attempt, r.lastErr = "", 0, nil
-	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
-// nextState derives the state from facts; setState logs each transition once.
-func (r *roomLink) nextState(provisioned bool) State {
+func (r *roomLink) current() *signaling.Room {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.room
+}
+
+// nextState derives the state from facts; updateState logs each transition once.
+func nextState(provisioned, resuming bool, rs signaling.RoomState) State {
 	switch {
 	case !provisioned:
 		return StateUnprovisioned
-	case r.sess != nil:
+	case rs.Connected && !resuming:
 		return StateInRoom
-	case isRefusal(r.lastErr):
+	case isRefusal(rs.LastError):
 		return StateError
-	case !r.joinedAt.IsZero():
+	case rs.Joins > 0:
 		return StateReconnecting
 	}
 	return StateConnecting
@@ -66,30 +62,35 @@ func (r *roomLink) nextState(provisioned bool) State {
 
 func (r *roomLink) updateState() {
 	cfg, _ := r.d.provisioning()
+	var rs signaling.RoomState
+	room := r.current()
+	if room != nil {
+		rs = room.State()
+	}
 	r.mu.Lock()
-	next := r.nextState(cfg.Provisioned())
+	next := nextState(cfg.Provisioned(), r.resuming, rs)
 	prev := r.state
 	r.state = next
-	attempt, lastErr := r.attempt, r.lastErr
 	r.mu.Unlock()
 	if next != prev {
-		args := []any{"attempt", attempt}
-		if lastErr != nil {
-			args = append(args, "err", lastErr)
+		args := []any{"attempt", rs.Attempt}
+		if rs.LastError != nil {
+			args = append(args, "err", rs.LastError)
 		}
 		r.log.Info(fmt.Sprintf("state %s -> %s", prev, next), args...)
 	}
 }
 
 // isRefusal: the server answered but refused us (bad or expired token, no permission).
-// The device still retries — a fleet may fix the token — but shows an error, not "connecting".
+// The device still retries — a fleet may fix the token — but shows an error, not
+// "connecting".
 func isRefusal(err error) bool {
 	var he *signaling.HTTPError
-	return errors.As(err, &he) && he.Status >= 400 && he.Status < 500
+	return errors.Is(err, signaling.ErrTokenExpired) ||
+		errors.As(err, &he) && he.Status >= 400 && he.Status < 500
 }
 
 func (r *roomLink) run(ctx context.Context) error {
-	defer r.drop()
 	for {
 		r.updateState()
 		cfg, _ := r.d.provisioning()
@@ -101,130 +102,56 @@ func (r *roomLink) run(ctx context.Context) error {
 				continue
 			}
 		}
-		err := r.session(ctx, cfg)
+		room := signaling.NewRoom(signaling.RoomOptions{
+			URL:            cfg.URL,
+			Tokens:         signaling.StaticToken(cfg.Token),
+			Logger:         r.log.With("component", "signaling"),
+			OnEvent:        r.onEvent,
+			SubscribeAudio: true,
+		})
+		room.SetTracks(r.d.localTracks()...)
+		r.mu.Lock()
+		r.room, r.resuming = room, false
+		r.mu.Unlock()
+		r.log.Info("joining room", "url", cfg.URL)
+
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = room.Run(rctx)
+		}()
+		select {
+		case <-ctx.Done():
+		case <-r.wake:
+			r.log.Info("provisioning changed; rejoining")
+		}
+		cancel()
+		<-done
 		if ctx.Err() != nil {
 			return nil
 		}
-		r.mu.Lock()
-		r.attempt++
-		r.lastErr = err
-		attempt := r.attempt
-		r.mu.Unlock()
-		r.updateState()
-		delay := backoff(attempt)
-		r.log.Warn("room connection ended; retrying", "err", err, "attempt", attempt, "in", delay.Round(time.Millisecond))
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-r.wake:
-			t.Stop()
-		case <-t.C:
-		}
 	}
 }
 
-// session runs one connection from dial to its end and returns why it ended.
-func (r *roomLink) session(ctx context.Context, cfg Config) error {
-	r.mu.Lock()
-	token := r.token
-	r.mu.Unlock()
-	if token == "" {
-		token = cfg.Token
-	}
-	r.log.Info("joining room", "url", cfg.URL)
-	sess, err := signaling.Connect(ctx, cfg.URL, token, signaling.Options{
-		AutoSubscribe: false, // the speaker path subscribes to audio (later issue)
-		Logger:        r.log.With("component", "signaling"),
-		OnEvent:       r.onEvent,
-	})
-	if err != nil {
-		return err
-	}
-	// RTCP readers below end when the session closes its peer connections, so they are
-	// waited for after Close (defers run last-in first-out).
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer sess.Close()
-	pubCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	pubs, err := sess.Publish(pubCtx, r.d.localTracks()...)
-	cancel()
-	if err != nil {
-		return err
-	}
-	// Every sender's RTCP must be read for pion's interceptors (NACK, reports) to work;
-	// keyframe requests from the SFU (PLI/FIR) on the camera reach the encoder.
-	rtcpCtx, stopRTCP := context.WithCancel(ctx)
-	defer stopRTCP()
-	r.mu.Lock()
-	for _, p := range pubs {
-		onKey := func() {}
-		switch p.Info.GetType() {
-		case livekit.TrackType_AUDIO:
-			r.micSID = p.Info.GetSid()
-		case livekit.TrackType_VIDEO:
-			r.camSID = p.Info.GetSid()
-			onKey = r.d.video.RequestKeyframe
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = media.KeyframeRequests(rtcpCtx, p.Sender, onKey)
-		}()
-	}
-	r.sess = sess
-	r.attempt, r.lastErr = 0, nil
-	r.joinedAt = time.Now()
-	r.mu.Unlock()
-	r.d.video.RequestKeyframe()
-	// The mute may have changed while publishing; the room must match the device.
-	r.setMicMuted(ctx, r.d.micMuted())
-	r.updateState()
-
-	defer func() {
-		r.mu.Lock()
-		r.token = sess.Token()
-		r.sess, r.micSID, r.camSID = nil, "", ""
-		r.mu.Unlock()
-	}()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-r.wake:
-		return errors.New("device: provisioning changed")
-	case <-sess.Done():
-		return sess.Err()
-	}
-}
-
-func (r *roomLink) drop() {
-	r.mu.Lock()
-	r.sess = nil
-	r.mu.Unlock()
-}
-
-// setMicMuted tells the room about the mic mute, if the device is in it.
+// setMicMuted tells the room about the mic mute; a room not joined yet publishes the
+// microphone with it.
 func (r *roomLink) setMicMuted(ctx context.Context, muted bool) {
-	r.mu.Lock()
-	sess, sid := r.sess, r.micSID
-	r.mu.Unlock()
-	if sess == nil || sid == "" {
-		return // published with the current mute state at the next join
+	room := r.current()
+	if room == nil {
+		return
 	}
-	if err := sess.SetTrackMuted(ctx, sid, muted); err != nil {
+	if err := room.SetMuted(ctx, livekit.TrackSource_MICROPHONE, muted); err != nil {
 		r.log.Warn("telling the room about mute", "err", err)
 	}
 }
 
-// onEvent runs on the session goroutine: quick decisions only.
+// onEvent runs on a session goroutine: quick decisions only.
 func (r *roomLink) onEvent(ev signaling.Event) {
 	switch e := ev.(type) {
 	case signaling.LocalTrackMuted:
-		r.mu.Lock()
-		isMic := e.TrackSID == r.micSID
-		r.mu.Unlock()
-		if !isMic {
+		room := r.current()
+		if room == nil || e.TrackSID != room.State().Published[livekit.TrackSource_MICROPHONE] {
 			return
 		}
 		if e.Muted {
@@ -237,31 +164,36 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 			// Privacy: a remote unmute is never obeyed without a local press.
 			r.log.Info("room asked to unmute the mic; ignored until someone presses mic")
 		}
+	case signaling.Reconnecting:
+		r.mu.Lock()
+		r.resuming = e.Resume
+		r.mu.Unlock()
+	case signaling.Reconnected:
+		r.mu.Lock()
+		r.resuming = false
+		r.mu.Unlock()
 	case signaling.ParticipantJoined:
 		r.log.Info("participant joined", "identity", e.Participant.GetIdentity())
 	case signaling.ParticipantLeft:
 		r.log.Info("participant left", "identity", e.Participant.GetIdentity())
 	}
+	r.updateState()
 }
 
 func (r *roomLink) fillStatus(st *Status) {
+	var rs signaling.RoomState
+	if room := r.current(); room != nil {
+		rs = room.State()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st.State = r.state.String()
-	st.Attempt = r.attempt
-	if r.lastErr != nil {
-		st.LastError = r.lastErr.Error()
+	st.Attempt = rs.Attempt
+	if rs.LastError != nil {
+		st.LastError = rs.LastError.Error()
 	}
-}
-
-// backoff is the delay before attempt n (1-based): exponential from 300 ms, capped at
-// 10 s, with up to 50 % random jitter so a room full of boxes does not retry in step.
-func backoff(n int) time.Duration {
-	const base, maxDelay = 300 * time.Millisecond, 10 * time.Second
-	d := base
-	for i := 1; i < n && d < maxDelay; i++ {
-		d *= 2
+	for _, p := range rs.Remote {
+		st.Participants = append(st.Participants, p.GetIdentity())
 	}
-	d = min(d, maxDelay)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	st.Joins, st.Resumes = rs.Joins, rs.Resumes
 }

@@ -3,13 +3,10 @@ package media
 import (
 	"context"
 	"errors"
-	"io"
 	"math"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -227,49 +224,28 @@ func TestVideoFrameAllocs(t *testing.T) {
 	}
 }
 
-// fakeRTCP replays batches, then fails with io.EOF.
-type fakeRTCP struct {
-	batches [][]rtcp.Packet
-	before  func(i int) // called before returning batch i
-	i       int
-}
-
-func (r *fakeRTCP) ReadRTCP() ([]rtcp.Packet, interceptor.Attributes, error) {
-	if r.before != nil {
-		r.before(r.i)
+func TestHandleRTCP(t *testing.T) {
+	tests := []struct {
+		name  string
+		batch []rtcp.Packet
+		want  bool
+	}{
+		{"PLI after a report", []rtcp.Packet{&rtcp.ReceiverReport{}, &rtcp.PictureLossIndication{MediaSSRC: 1}}, true},
+		{"FIR", []rtcp.Packet{&rtcp.FullIntraRequest{MediaSSRC: 1}}, true},
+		{"NACK only", []rtcp.Packet{&rtcp.TransportLayerNack{}}, false},
+		{"reports only", []rtcp.Packet{&rtcp.ReceiverReport{}, &rtcp.SenderReport{}}, false},
 	}
-	if r.i >= len(r.batches) {
-		return nil, nil, io.EOF
-	}
-	r.i++
-	return r.batches[r.i-1], nil, nil
-}
-
-func TestKeyframeRequests(t *testing.T) {
-	r := &fakeRTCP{batches: [][]rtcp.Packet{
-		{&rtcp.ReceiverReport{}, &rtcp.PictureLossIndication{MediaSSRC: 1}},
-		{&rtcp.FullIntraRequest{MediaSSRC: 1}},
-		{&rtcp.TransportLayerNack{}},
-		{&rtcp.PictureLossIndication{}, &rtcp.PictureLossIndication{}},
-	}}
-	var n atomic.Int32
-	err := KeyframeRequests(context.Background(), r, func() { n.Add(1) })
-	if !errors.Is(err, io.EOF) || n.Load() != 4 {
-		t.Fatalf("err %v after %d requests; want io.EOF after 4", err, n.Load())
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	r = &fakeRTCP{batches: make([][]rtcp.Packet, 100), before: func(i int) {
-		if i == 3 {
-			cancel()
+	for _, tc := range tests {
+		v := NewVideo(nil, nil, nil)
+		v.keyframe.Store(false) // a new pipeline starts with a keyframe pending
+		v.HandleRTCP(tc.batch)
+		if got := v.keyframe.Load(); got != tc.want {
+			t.Errorf("%s: keyframe requested = %v, want %v", tc.name, got, tc.want)
 		}
-	}}
-	if err := KeyframeRequests(ctx, r, func() {}); err != nil || r.i != 4 {
-		t.Fatalf("after cancel: err %v, read %d batches", err, r.i)
 	}
 }
 
-// TestKeyframeRequestReachesEncoder: a PLI read from RTCP makes the next frame an IDR.
+// TestKeyframeRequestReachesEncoder: a PLI from RTCP makes the next frame an IDR.
 func TestKeyframeRequestReachesEncoder(t *testing.T) {
 	b := simBoard(t, sim.Config{Width: 320, Height: 180, Clock: sim.NewInstantClock(t0)})
 	enc := newX264(t, X264Config{Width: 320, Height: 180, KeyInterval: 1000})
@@ -277,22 +253,10 @@ func TestKeyframeRequestReachesEncoder(t *testing.T) {
 	defer cancel()
 	out := &hookWriter{}
 	v := NewVideo(b.Camera, enc, out)
-	pli := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- KeyframeRequests(ctx, &fakeRTCP{batches: [][]rtcp.Packet{{&rtcp.PictureLossIndication{}}}, before: func(i int) {
-			if i == 0 {
-				<-pli
-			}
-		}}, v.RequestKeyframe)
-	}()
 	out.hook = func(i int, s media.Sample) {
 		switch i {
 		case 5:
-			close(pli)
-			if err := <-done; !errors.Is(err, io.EOF) {
-				t.Errorf("KeyframeRequests: %v", err)
-			}
+			v.HandleRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{}})
 		case 6:
 			cancel()
 		}

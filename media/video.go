@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -109,31 +108,13 @@ func (v *Video) next(ctx context.Context) error {
 	return nil
 }
 
-// RTCPReader is how a sender's feedback is read; pion's RTPSender is one.
-type RTCPReader interface {
-	ReadRTCP() ([]rtcp.Packet, interceptor.Attributes, error)
-}
-
-// KeyframeRequests reads RTCP from r and calls requestKeyframe for every Picture Loss
-// Indication or Full Intra Request, until ReadRTCP fails or ctx ends. It returns nil once
-// ctx has ended and ReadRTCP's error otherwise (io.EOF after pion closed the sender).
-// ReadRTCP cannot be interrupted: after ctx ends, the call returns when the next packet
-// or error arrives, so stop the RTPSender (or close its PeerConnection) to end it at once.
-// The caller runs it in a goroutine it owns, typically with Video.RequestKeyframe.
-func KeyframeRequests(ctx context.Context, r RTCPReader, requestKeyframe func()) error {
-	for {
-		pkts, _, err := r.ReadRTCP()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("media: read rtcp: %w", err)
-		}
-		for _, p := range pkts {
-			switch p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				requestKeyframe()
-			}
+// HandleRTCP takes the RTCP the SFU sent about this video's track and asks for a
+// keyframe on every Picture Loss Indication or Full Intra Request. Safe from any goroutine.
+func (v *Video) HandleRTCP(pkts []rtcp.Packet) {
+	for _, p := range pkts {
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			v.RequestKeyframe()
 		}
 	}
 }

@@ -21,6 +21,36 @@ type ParticipantLeft struct{ Participant *livekit.ParticipantInfo }
 // ParticipantUpdated: a remote participant's tracks, mute state or metadata changed.
 type ParticipantUpdated struct{ Participant *livekit.ParticipantInfo }
 
+// TrackPublished: a remote participant published a track.
+type TrackPublished struct {
+	Participant *livekit.ParticipantInfo
+	Track       *livekit.TrackInfo
+}
+
+// TrackUnpublished: a remote participant stopped publishing a track.
+type TrackUnpublished struct {
+	Participant *livekit.ParticipantInfo
+	Track       *livekit.TrackInfo
+}
+
+// TrackMuted: a remote participant's track was muted or unmuted.
+type TrackMuted struct {
+	Participant *livekit.ParticipantInfo
+	Track       *livekit.TrackInfo
+	Muted       bool
+}
+
+// ActiveSpeakers: who is speaking changed (deltas; a speaker who stopped has Active false).
+type ActiveSpeakers struct{ Speakers []*livekit.SpeakerInfo }
+
+// ConnectionQuality: the server's view of participants' connection quality.
+type ConnectionQuality struct {
+	Updates []*livekit.ConnectionQualityInfo
+}
+
+// RoomMetadata: the room's metadata changed.
+type RoomMetadata struct{ Room *livekit.Room }
+
 // LocalTrackMuted: the server (a moderator) muted or asks to unmute one of our tracks.
 type LocalTrackMuted struct {
 	TrackSID string
@@ -30,6 +60,19 @@ type LocalTrackMuted struct {
 // TokenRefreshed: the server issued a fresh access token (Session.Token has it).
 type TokenRefreshed struct{}
 
+// Reconnecting: the connection to the room was lost; Resume tells whether the same
+// participant is being resumed (true) or the client will join afresh.
+type Reconnecting struct {
+	Reason error
+	Resume bool
+}
+
+// Joined: the client joined the room for the first time and published its tracks.
+type Joined struct{ Room *livekit.Room }
+
+// Reconnected: the client is back in the room; Resumed is false after a full rejoin.
+type Reconnected struct{ Resumed bool }
+
 // RequestFailed: the server refused a request (RequestResponse with an error).
 type RequestFailed struct {
 	RequestID uint32
@@ -37,12 +80,21 @@ type RequestFailed struct {
 	Message   string
 }
 
+func (TrackPublished) event()     {}
+func (TrackUnpublished) event()   {}
+func (TrackMuted) event()         {}
+func (ActiveSpeakers) event()     {}
+func (ConnectionQuality) event()  {}
+func (RoomMetadata) event()       {}
 func (ParticipantJoined) event()  {}
 func (ParticipantLeft) event()    {}
 func (ParticipantUpdated) event() {}
 func (LocalTrackMuted) event()    {}
 func (TokenRefreshed) event()     {}
 func (RequestFailed) event()      {}
+func (Reconnecting) event()       {}
+func (Joined) event()             {}
+func (Reconnected) event()        {}
 
 func (s *Session) emit(e Event) {
 	if s.opts.OnEvent != nil {
@@ -72,7 +124,12 @@ func (s *Session) handle(msg *livekit.SignalResponse) {
 			}
 		}
 	case *livekit.SignalResponse_Leave:
-		s.fail(&LeaveError{Reason: m.Leave.GetReason(), Action: m.Leave.GetAction()})
+		leave := &LeaveError{Reason: m.Leave.GetReason(), Action: m.Leave.GetAction()}
+		if leave.Action == livekit.LeaveRequest_RESUME {
+			s.dropSignal(leave) // the server wants the same participant back on a new connection
+			return
+		}
+		s.fail(leave)
 	case *livekit.SignalResponse_Mute:
 		s.emit(LocalTrackMuted{TrackSID: m.Mute.GetSid(), Muted: m.Mute.GetMuted()})
 	case *livekit.SignalResponse_RefreshToken:
@@ -87,6 +144,12 @@ func (s *Session) handle(msg *livekit.SignalResponse) {
 			s.rtt = rtt
 			s.mu.Unlock()
 		}
+	case *livekit.SignalResponse_SpeakersChanged:
+		s.emit(ActiveSpeakers{Speakers: m.SpeakersChanged.GetSpeakers()})
+	case *livekit.SignalResponse_ConnectionQuality:
+		s.emit(ConnectionQuality{Updates: m.ConnectionQuality.GetUpdates()})
+	case *livekit.SignalResponse_RoomUpdate:
+		s.emit(RoomMetadata{Room: m.RoomUpdate.GetRoom()})
 	case *livekit.SignalResponse_RequestResponse:
 		if r := m.RequestResponse; r.GetReason() != livekit.RequestResponse_OK {
 			s.log.Warn("server refused request", "request", r.GetRequestId(), "reason", r.GetReason().String(), "message", r.GetMessage())
@@ -183,23 +246,46 @@ func (s *Session) onParticipants(ps []*livekit.ParticipantInfo) {
 			s.mu.Unlock()
 			continue
 		}
-		var ev Event
+		var evs []Event
 		switch {
 		case p.State == livekit.ParticipantInfo_DISCONNECTED:
 			delete(s.participants, p.Sid)
 			if known {
-				ev = ParticipantLeft{Participant: p}
+				evs = append(evs, ParticipantLeft{Participant: p})
 			}
 		case !known:
 			s.participants[p.Sid] = p
-			ev = ParticipantJoined{Participant: p}
+			evs = append(evs, ParticipantJoined{Participant: p})
 		default:
 			s.participants[p.Sid] = p
-			ev = ParticipantUpdated{Participant: p}
+			evs = append(trackEvents(old, p), ParticipantUpdated{Participant: p})
 		}
 		s.mu.Unlock()
-		if ev != nil {
+		for _, ev := range evs {
 			s.emit(ev)
 		}
 	}
+}
+
+// trackEvents compares a participant's tracks before and after an update.
+func trackEvents(old, cur *livekit.ParticipantInfo) []Event {
+	before := make(map[string]*livekit.TrackInfo, len(old.GetTracks()))
+	for _, t := range old.GetTracks() {
+		before[t.GetSid()] = t
+	}
+	var evs []Event
+	for _, t := range cur.GetTracks() {
+		prev, ok := before[t.GetSid()]
+		delete(before, t.GetSid())
+		switch {
+		case !ok:
+			evs = append(evs, TrackPublished{Participant: cur, Track: t})
+		case prev.GetMuted() != t.GetMuted():
+			evs = append(evs, TrackMuted{Participant: cur, Track: t, Muted: t.GetMuted()})
+		}
+	}
+	for _, t := range before {
+		evs = append(evs, TrackUnpublished{Participant: cur, Track: t})
+	}
+	return evs
 }

@@ -104,24 +104,61 @@ func (l *eventLog) add(e Event) {
 	}
 }
 
+// fakeServer scripts the transports a session gets: the first dial gets first; each later
+// dial (a resume) takes the next from redials, or is refused when none is queued.
+type fakeServer struct {
+	first   *fakeTransport
+	redials chan *fakeTransport
+	mu      sync.Mutex
+	params  []DialParams
+}
+
+func (f *fakeServer) dial(ctx context.Context, u, tok string, p DialParams) (Transport, error) {
+	f.mu.Lock()
+	f.params = append(f.params, p)
+	n := len(f.params)
+	f.mu.Unlock()
+	if n == 1 {
+		return f.first, nil
+	}
+	select {
+	case t := <-f.redials:
+		return t, nil
+	default:
+		return nil, errors.New("fake: connection refused")
+	}
+}
+
+func (f *fakeServer) dials() []DialParams {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]DialParams(nil), f.params...)
+}
+
 func connectFake(t *testing.T, first ...*livekit.SignalResponse) (*Session, *fakeTransport, *eventLog, error) {
 	t.Helper()
-	ft := newFakeTransport()
+	s, srv, events, err := connectFakeServer(t, first...)
+	return s, srv.first, events, err
+}
+
+func connectFakeServer(t *testing.T, first ...*livekit.SignalResponse) (*Session, *fakeServer, *eventLog, error) {
+	t.Helper()
+	srv := &fakeServer{first: newFakeTransport(), redials: make(chan *fakeTransport, 4)}
 	for _, m := range first {
-		ft.in <- m
+		srv.first.in <- m
 	}
 	events := &eventLog{ch: make(chan Event, 64)}
 	s, err := Connect(context.Background(), "ws://127.0.0.1:1", "tok0", Options{
-		OnEvent:     events.add,
-		JoinTimeout: 2 * time.Second,
-		Dial: func(ctx context.Context, u, tok string, p DialParams) (Transport, error) {
-			return ft, nil
-		},
+		OnEvent:       events.add,
+		JoinTimeout:   2 * time.Second,
+		ResumeTimeout: 500 * time.Millisecond,
+		ResumeBackoff: func(n int) time.Duration { return 20 * time.Millisecond },
+		Dial:          srv.dial,
 	})
 	if s != nil {
 		t.Cleanup(func() { _ = s.Close() })
 	}
-	return s, ft, events, err
+	return s, srv, events, err
 }
 
 func TestConnectFirstMessage(t *testing.T) {
@@ -255,10 +292,10 @@ func TestSessionEnds(t *testing.T) {
 			var le *LeaveError
 			return errors.As(err, &le) && le.Action == livekit.LeaveRequest_RECONNECT
 		}},
-		{"transport fails", func(ft *fakeTransport) { ft.fail <- ErrTransportClosed },
-			func(err error) bool { return errors.Is(err, ErrTransportClosed) }},
-		{"server goes silent", func(ft *fakeTransport) {}, // ping timeout 2 s in joinResponse
-			func(err error) bool { return errors.Is(err, ErrPingTimeout) }},
+		{"transport fails and the server refuses to resume", func(ft *fakeTransport) { ft.fail <- ErrTransportClosed },
+			func(err error) bool { return errors.Is(err, ErrNoResume) && errors.Is(err, ErrTransportClosed) }},
+		{"server goes silent and cannot be resumed", func(ft *fakeTransport) {}, // ping timeout 2 s in joinResponse
+			func(err error) bool { return errors.Is(err, ErrNoResume) && errors.Is(err, ErrPingTimeout) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -343,6 +380,104 @@ func TestSignalURL(t *testing.T) {
 		}
 		if err == nil && (len(got) < len(tc.wantPrefix) || got[:len(tc.wantPrefix)] != tc.wantPrefix) {
 			t.Fatalf("%s: got %s, want prefix %s", tc.in, got, tc.wantPrefix)
+		}
+	}
+}
+
+func reconnectResponse() *livekit.SignalResponse {
+	return &livekit.SignalResponse{Message: &livekit.SignalResponse_Reconnect{Reconnect: &livekit.ReconnectResponse{}}}
+}
+
+// A lost signal connection is resumed in place: a new transport dialed with reconnect=1
+// and our participant sid, SyncState sent, requests made meanwhile delivered, the session
+// still alive with the same participant.
+func TestResumeAfterSignalLoss(t *testing.T) {
+	tests := []struct {
+		name   string
+		lose   func(ft *fakeTransport)
+		reason livekit.ReconnectReason
+	}{
+		{"transport error", func(ft *fakeTransport) { ft.fail <- ErrTransportClosed }, livekit.ReconnectReason_RR_SIGNAL_DISCONNECTED},
+		{"server leave with resume action", func(ft *fakeTransport) {
+			ft.in <- &livekit.SignalResponse{Message: &livekit.SignalResponse_Leave{Leave: &livekit.LeaveRequest{
+				Action: livekit.LeaveRequest_RESUME,
+			}}}
+		}, livekit.ReconnectReason_RR_SWITCH_CANDIDATE},
+		{"ping timeout", func(ft *fakeTransport) {}, livekit.ReconnectReason_RR_SIGNAL_DISCONNECTED},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, srv, events, err := connectFakeServer(t, joinResponse())
+			if err != nil {
+				t.Fatal(err)
+			}
+			second := newFakeTransport()
+			second.in <- reconnectResponse()
+			srv.redials <- second
+			tc.lose(srv.first)
+			waitEvent[Reconnected](t, events)
+			sync := next[*livekit.SignalRequest_SyncState](t, second)
+			if sync.SyncState.Subscription == nil {
+				t.Fatal("SyncState without subscription state")
+			}
+			d := srv.dials()
+			if len(d) != 2 || !d[1].Reconnect || d[1].ParticipantSID != "PA_me" || d[1].ReconnectReason != tc.reason {
+				t.Fatalf("dials %+v, want a second with reconnect, sid PA_me, reason %v", d, tc.reason)
+			}
+			if err := s.SetTrackMuted(context.Background(), "TR_mic", true); err != nil {
+				t.Fatal(err)
+			}
+			if m := next[*livekit.SignalRequest_Mute](t, second); m.Mute.Sid != "TR_mic" {
+				t.Fatalf("mute for %q on the resumed connection", m.Mute.Sid)
+			}
+			select {
+			case <-s.Done():
+				t.Fatalf("session ended: %v", s.Err())
+			default:
+			}
+			if s.Resumes() != 1 {
+				t.Fatalf("Resumes() = %d, want 1", s.Resumes())
+			}
+		})
+	}
+}
+
+// A server that no longer knows the participant answers the resume with a leave asking
+// for a full reconnect: the session ends with that leave, without further attempts.
+func TestResumeRefusedWithReconnect(t *testing.T) {
+	s, srv, _, err := connectFakeServer(t, joinResponse())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := newFakeTransport()
+	second.in <- &livekit.SignalResponse{Message: &livekit.SignalResponse_Leave{Leave: &livekit.LeaveRequest{
+		Reason: livekit.DisconnectReason_STATE_MISMATCH, Action: livekit.LeaveRequest_RECONNECT,
+	}}}
+	srv.redials <- second
+	srv.first.fail <- ErrTransportClosed
+	<-s.Done()
+	var leave *LeaveError
+	if !errors.As(s.Err(), &leave) || leave.Action != livekit.LeaveRequest_RECONNECT {
+		t.Fatalf("Err() = %v, want the RECONNECT leave", s.Err())
+	}
+	if n := len(srv.dials()); n != 2 {
+		t.Fatalf("%d dials, want 2 (no retry after the server said reconnect)", n)
+	}
+}
+
+func waitEvent[T Event](t *testing.T, l *eventLog) T {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case e := <-l.ch:
+			if v, ok := e.(T); ok {
+				return v
+			}
+		case <-deadline:
+			var zero T
+			t.Fatalf("no %T event", zero)
+			return zero
 		}
 	}
 }

@@ -42,9 +42,11 @@ const (
 // DialParams are the connection's query parameters beyond the token.
 type DialParams struct {
 	AutoSubscribe bool
-	// Reconnect with ParticipantSID resumes an existing session (next issue).
-	Reconnect      bool
-	ParticipantSID string
+	// Reconnect with ParticipantSID resumes an existing participant after its signal
+	// connection was lost.
+	Reconnect       bool
+	ParticipantSID  string
+	ReconnectReason livekit.ReconnectReason
 }
 
 // signalURL builds the v0 `/rtc` URL: without join_request the server uses two peer
@@ -74,6 +76,7 @@ func signalURL(serverURL, token string, p DialParams) (string, error) {
 	if p.Reconnect {
 		q.Set("reconnect", "1")
 		q.Set("sid", p.ParticipantSID)
+		q.Set("reconnect_reason", strconv.Itoa(int(p.ReconnectReason)))
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil

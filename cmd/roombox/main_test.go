@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -223,7 +224,7 @@ func TestProvisionStatusRoundTrip(t *testing.T) {
 		t.Fatalf("status output is not JSON: %v\n%s", err, stdout)
 	}
 	want := device.Status{State: "connecting", Provisioned: true, URL: "ws://127.0.0.1:7880", Room: "lobby", Identity: "box-1", Hal: "sim"}
-	if st != want {
+	if !reflect.DeepEqual(st, want) {
 		t.Errorf("status = %+v, want %+v", st, want)
 	}
 	if !strings.Contains(stdout, "\n  \"state\": \"connecting\",\n") {

@@ -156,6 +156,18 @@ func deviceStatus(t testing.TB, bin, stateDir string) device.Status {
 	return st
 }
 
+// statusIs reports whether the daemon answers status and cond holds (false while it is
+// still starting).
+func statusIs(t testing.TB, bin, stateDir string, cond func(device.Status) bool) bool {
+	t.Helper()
+	out, err := cli(t, bin, "status", "--state-dir", stateDir)
+	if err != nil {
+		return false
+	}
+	var st device.Status
+	return json.Unmarshal([]byte(out), &st) == nil && cond(st)
+}
+
 // micMutedOnServer asks the server (RoomService, admin token) whether the device's
 // microphone track is muted.
 func micMutedOnServer(t testing.TB, srv *lktest.Server) (muted, found bool) {

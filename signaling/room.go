@@ -1,0 +1,375 @@
+package signaling
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/pion/rtcp"
+)
+
+// TokenSource supplies access tokens to join with: the provisioned token, or a fresh one
+// fetched from a token endpoint before each join.
+type TokenSource interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// StaticToken is a TokenSource that always returns the same token.
+type StaticToken string
+
+// Token returns t.
+func (t StaticToken) Token(context.Context) (string, error) { return string(t), nil }
+
+// TokenFunc adapts a function to TokenSource.
+type TokenFunc func(ctx context.Context) (string, error)
+
+// Token calls f.
+func (f TokenFunc) Token(ctx context.Context) (string, error) { return f(ctx) }
+
+// ErrTokenExpired is a token source handing out a token that has already expired.
+var ErrTokenExpired = errors.New("signaling: token expired")
+
+// RoomOptions configure a Room.
+type RoomOptions struct {
+	URL    string
+	Tokens TokenSource
+	Logger *slog.Logger
+	// OnEvent receives room events, including Reconnecting/Reconnected across sessions.
+	// It runs on a session goroutine and must not block.
+	OnEvent func(Event)
+	// OnTrack receives each subscribed remote media track.
+	OnTrack func(*RemoteTrack)
+	// OnData receives the room's data packets.
+	OnData func(*livekit.DataPacket)
+	// SubscribeAudio subscribes to every remote audio track as it is published (the box
+	// plays the room); video is subscribed to explicitly.
+	SubscribeAudio bool
+	// Backoff is the wait before rejoin attempt n (1-based); default Backoff.
+	Backoff func(n int) time.Duration
+	// Session tunes each session (timeouts, test transports); its callbacks are set by
+	// the Room.
+	Session Options
+}
+
+// Track is a local track the Room publishes on every join; OnRTCP, if set, receives the
+// RTCP the SFU sends about it (keyframe requests, receiver reports).
+type Track struct {
+	LocalTrack
+	OnRTCP func([]rtcp.Packet)
+}
+
+// RoomState is a snapshot of the room as the client sees it.
+type RoomState struct {
+	Connected bool
+	Room      *livekit.Room
+	Local     *livekit.ParticipantInfo
+	Remote    []*livekit.ParticipantInfo
+	Published map[livekit.TrackSource]string // track sid by source, while connected
+	Muted     map[livekit.TrackSource]bool
+	Attempt   int   // failed joins since the last success
+	LastError error // why the last session or join attempt ended
+	Joins     int   // successful joins (1 = never rejoined)
+	Resumes   int   // resumes within the current session
+}
+
+// Room keeps a participant in its room: it joins, publishes, resumes a lost signal
+// connection in place, rejoins with backoff when the session cannot be resumed, and keeps
+// the tracks' mute state across all of it.
+type Room struct {
+	opts RoomOptions
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	tracks    []Track
+	muted     map[livekit.TrackSource]bool
+	sess      *Session
+	published map[livekit.TrackSource]string
+	refreshed string // the newest token the server issued
+	attempt   int
+	lastErr   error
+	joins     int
+}
+
+// NewRoom returns a Room; Run joins it.
+func NewRoom(opts RoomOptions) *Room {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Backoff == nil {
+		opts.Backoff = Backoff
+	}
+	return &Room{opts: opts, log: opts.Logger, muted: map[livekit.TrackSource]bool{}, published: map[livekit.TrackSource]string{}}
+}
+
+// SetTracks sets what is published on every join (call before Run).
+func (r *Room) SetTracks(tracks ...Track) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tracks = tracks
+	for _, t := range tracks {
+		r.muted[t.Source] = t.Muted
+	}
+}
+
+// SetMuted mutes or unmutes the track of a source; the state holds across rejoins.
+func (r *Room) SetMuted(ctx context.Context, src livekit.TrackSource, muted bool) error {
+	r.mu.Lock()
+	r.muted[src] = muted
+	sess, sid := r.sess, r.published[src]
+	r.mu.Unlock()
+	if sess == nil || sid == "" {
+		return nil // applied at the next join
+	}
+	return sess.SetTrackMuted(ctx, sid, muted)
+}
+
+// State returns a snapshot of the room.
+func (r *Room) State() RoomState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := RoomState{
+		Attempt: r.attempt, LastError: r.lastErr, Joins: r.joins,
+		Published: map[livekit.TrackSource]string{}, Muted: map[livekit.TrackSource]bool{},
+	}
+	for k, v := range r.muted {
+		st.Muted[k] = v
+	}
+	if r.sess != nil {
+		st.Connected = true
+		st.Room = r.sess.Join().GetRoom()
+		st.Local = r.sess.Join().GetParticipant()
+		st.Remote = r.sess.Participants()
+		st.Resumes = r.sess.Resumes()
+		for k, v := range r.published {
+			st.Published[k] = v
+		}
+	}
+	return st
+}
+
+// Session returns the current session, or nil between sessions.
+func (r *Room) Session() *Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sess
+}
+
+func (r *Room) emit(e Event) {
+	if r.opts.OnEvent != nil {
+		r.opts.OnEvent(e)
+	}
+}
+
+// Run stays in the room until ctx ends. Every failure ends in a retry after a jittered,
+// capped backoff that ctx cancels at any moment.
+func (r *Room) Run(ctx context.Context) error {
+	for {
+		token, err := r.nextToken(ctx)
+		if err == nil {
+			err = r.session(ctx, token)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		var he *HTTPError
+		r.mu.Lock()
+		r.attempt++
+		r.lastErr = err
+		attempt := r.attempt
+		if errors.As(err, &he) && he.Status == 401 {
+			r.refreshed = "" // refused: the next join asks the token source
+		}
+		r.mu.Unlock()
+		delay := r.opts.Backoff(attempt)
+		r.log.Warn("room connection ended; rejoining", "err", err, "attempt", attempt, "in", delay.Round(time.Millisecond))
+		r.emit(Reconnecting{Reason: err})
+		if err := sleepCtx(ctx, delay); err != nil {
+			return nil
+		}
+	}
+}
+
+// nextToken is the newest usable token: the server's refreshed token while it has life
+// left, else a fresh one from the token source — never one known to have expired.
+func (r *Room) nextToken(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	refreshed := r.refreshed
+	r.mu.Unlock()
+	if refreshed != "" && time.Until(tokenExpiry(refreshed)) > 30*time.Second {
+		return refreshed, nil
+	}
+	tok, err := r.opts.Tokens.Token(ctx)
+	if err != nil {
+		return "", fmt.Errorf("signaling: token source: %w", err)
+	}
+	if exp := tokenExpiry(tok); !exp.IsZero() && !time.Now().Before(exp) {
+		return "", fmt.Errorf("%w at %s (token source gave no fresh one)", ErrTokenExpired, exp.UTC().Format(time.RFC3339))
+	}
+	return tok, nil
+}
+
+// tokenExpiry reads a JWT's exp claim without verifying it (zero if unreadable).
+func tokenExpiry(token string) time.Time {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == 0 {
+		return time.Time{}
+	}
+	return time.Unix(claims.Exp, 0)
+}
+
+// session joins once, publishes, and returns when the session ends or ctx does.
+func (r *Room) session(ctx context.Context, token string) error {
+	so := r.opts.Session
+	so.Logger = r.log
+	so.AutoSubscribe = false
+	so.OnTrack = r.opts.OnTrack
+	so.OnData = r.opts.OnData
+	so.OnEvent = r.onEvent
+	sess, err := Connect(ctx, r.opts.URL, token, so)
+	if err != nil {
+		return err
+	}
+	// RTCP readers end when the session closes its peer connections: wait for them after
+	// Close (defers run last-in first-out).
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer sess.Close()
+
+	r.mu.Lock()
+	tracks := make([]Track, len(r.tracks))
+	copy(tracks, r.tracks)
+	local := make([]LocalTrack, len(tracks))
+	for i, t := range tracks {
+		local[i] = t.LocalTrack
+		local[i].Muted = r.muted[t.Source]
+	}
+	r.mu.Unlock()
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	pubs, err := sess.Publish(pctx, local...)
+	cancel()
+	if err != nil {
+		return err
+	}
+	for i, p := range pubs {
+		onRTCP := tracks[i].OnRTCP
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Reading RTCP also drives pion's interceptors (NACK, reports).
+			for {
+				pkts, _, err := p.Sender.ReadRTCP()
+				if err != nil {
+					return
+				}
+				if onRTCP != nil {
+					onRTCP(pkts)
+				}
+			}
+		}()
+	}
+	r.mu.Lock()
+	for i, p := range pubs {
+		r.published[tracks[i].Source] = p.Info.GetSid()
+	}
+	r.sess = sess
+	rejoined := r.joins > 0
+	r.joins++
+	r.attempt, r.lastErr = 0, nil
+	mutedNow := make(map[livekit.TrackSource]bool, len(r.muted))
+	for k, v := range r.muted {
+		mutedNow[k] = v
+	}
+	r.mu.Unlock()
+	// A mute that changed while publishing must reach the room too.
+	for i, p := range pubs {
+		if m := mutedNow[tracks[i].Source]; m != local[i].Muted {
+			_ = sess.SetTrackMuted(ctx, p.Info.GetSid(), m)
+		}
+	}
+	if r.opts.SubscribeAudio {
+		r.subscribeAudio(ctx, sess, sess.Participants()...)
+	}
+	if rejoined {
+		r.emit(Reconnected{Resumed: false})
+	} else {
+		r.emit(Joined{Room: sess.Join().GetRoom()})
+	}
+
+	defer func() {
+		r.mu.Lock()
+		r.refreshed = sess.Token()
+		r.sess = nil
+		r.published = map[livekit.TrackSource]string{}
+		r.mu.Unlock()
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-sess.Done():
+		return sess.Err()
+	}
+}
+
+// onEvent runs on the session goroutine: it follows the room's audio and passes events on.
+// Until the session is published (Session() is nil) the sweep after publishing covers
+// the audio of everyone present.
+func (r *Room) onEvent(e Event) {
+	if sess := r.Session(); r.opts.SubscribeAudio && sess != nil {
+		switch ev := e.(type) {
+		case ParticipantJoined:
+			r.subscribeAudio(context.Background(), sess, ev.Participant)
+		case TrackPublished:
+			r.subscribeAudio(context.Background(), sess, ev.Participant)
+		}
+	}
+	r.emit(e)
+}
+
+// subscribeAudio subscribes to the audio tracks of ps that are not subscribed yet.
+func (r *Room) subscribeAudio(ctx context.Context, sess *Session, ps ...*livekit.ParticipantInfo) {
+	var sids []string
+	for _, p := range ps {
+		for _, t := range p.GetTracks() {
+			if t.GetType() == livekit.TrackType_AUDIO && !sess.isSubscribed(t.GetSid()) {
+				sids = append(sids, t.GetSid())
+			}
+		}
+	}
+	if len(sids) == 0 {
+		return
+	}
+	if err := sess.UpdateSubscription(ctx, true, sids...); err != nil {
+		r.log.Warn("subscribing to room audio", "err", err)
+	}
+}
+
+// Backoff is the default wait before rejoin attempt n (1-based): exponential from 300 ms,
+// capped at 10 s, with up to 50 % random jitter so a room full of boxes does not retry in
+// step.
+func Backoff(n int) time.Duration {
+	const base, maxDelay = 300 * time.Millisecond, 10 * time.Second
+	d := base
+	for i := 1; i < n && d < maxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
