@@ -141,7 +141,7 @@ func connectFake(t *testing.T, first ...*livekit.SignalResponse) (*Session, *fak
 	return s, srv.first, events, err
 }
 
-func connectFakeServer(t *testing.T, first ...*livekit.SignalResponse) (*Session, *fakeServer, *eventLog, error) {
+func connectFakeServer(t testing.TB, first ...*livekit.SignalResponse) (*Session, *fakeServer, *eventLog, error) {
 	t.Helper()
 	srv := &fakeServer{first: newFakeTransport(), redials: make(chan *fakeTransport, 4)}
 	for _, m := range first {
