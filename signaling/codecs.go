@@ -1,12 +1,15 @@
 package signaling
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -32,10 +35,28 @@ var videoFeedback = []webrtc.RTCPFeedback{
 	{Type: "transport-cc"},
 }
 
+// statsHolder receives the stats interceptor's getter when the peer connection is made.
+type statsHolder struct {
+	mu     sync.Mutex
+	getter stats.Getter
+}
+
+func (h *statsHolder) get(ssrc uint32) *stats.Stats {
+	h.mu.Lock()
+	g := h.getter
+	h.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	return g.Get(ssrc)
+}
+
 // newAPI builds a pion API for one peer connection. The publisher registers only what it
 // sends, so the server cannot pick another profile; the subscriber also accepts what
-// browsers commonly publish.
-func newAPI(serverURL string, subscriber bool) (*webrtc.API, error) {
+// browsers commonly publish. The interceptors are pion's defaults, with the stats
+// interceptor registered here so its per-stream sender statistics can be read (pion's
+// GetStats reports receivers only).
+func newAPI(serverURL string, subscriber bool, st *statsHolder) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	audio := webrtc.RTPCodecParameters{RTPCodecCapability: Opus, PayloadType: 111}
 	audio.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "transport-cc"}}
@@ -61,7 +82,22 @@ func newAPI(serverURL string, subscriber bool) (*webrtc.API, error) {
 		}
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+	statsFactory, err := stats.NewInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("signaling: stats interceptor: %w", err)
+	}
+	statsFactory.OnNewPeerConnection(func(_ string, g stats.Getter) {
+		st.mu.Lock()
+		st.getter = g
+		st.mu.Unlock()
+	})
+	reg.Add(statsFactory)
+	if err := errors.Join(
+		webrtc.ConfigureNack(m, reg),
+		webrtc.ConfigureRTCPReports(reg),
+		webrtc.ConfigureSimulcastExtensionHeaders(m),
+		webrtc.ConfigureTWCCSender(m, reg),
+	); err != nil {
 		return nil, fmt.Errorf("signaling: interceptors: %w", err)
 	}
 	se := webrtc.SettingEngine{}

@@ -96,6 +96,7 @@ type Room struct {
 	attempt   int
 	lastErr   error
 	joins     int
+	lastStats map[string]TrackStats // by track id, for bitrates
 }
 
 // NewRoom returns a Room; Run joins it.

@@ -103,6 +103,7 @@ type Session struct {
 	sub       *webrtc.PeerConnection
 	reliable  *webrtc.DataChannel
 	lossy     *webrtc.DataChannel
+	pubStats  statsHolder
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -122,6 +123,7 @@ type Session struct {
 	token        string
 	participants map[string]*livekit.ParticipantInfo // remote, by sid
 	published    map[string]*livekit.TrackInfo       // local, by cid
+	ssrcs        map[string]uint32                   // local sender SSRC, by cid
 	subscribed   map[string]bool                     // remote track sids we asked for
 	pendingAdd   map[string]chan *livekit.TrackInfo  // AddTrack waiting for TrackPublished, by cid
 	answerWait   chan struct{}
@@ -179,6 +181,7 @@ func Connect(ctx context.Context, serverURL, token string, opts Options) (*Sessi
 		token:        token,
 		participants: map[string]*livekit.ParticipantInfo{},
 		published:    map[string]*livekit.TrackInfo{},
+		ssrcs:        map[string]uint32{},
 		subscribed:   map[string]bool{},
 		pendingAdd:   map[string]chan *livekit.TrackInfo{},
 		lastRecv:     time.Now(),
@@ -218,7 +221,11 @@ func iceConfig(servers []*livekit.ICEServer, cc *livekit.ClientConfiguration) we
 func (s *Session) setupPeers(servers []*livekit.ICEServer) error {
 	cfg := iceConfig(servers, s.join.GetClientConfiguration())
 	for _, subscriber := range []bool{false, true} {
-		api, err := newAPI(s.serverURL, subscriber)
+		st := &s.pubStats
+		if subscriber {
+			st = &statsHolder{} // receive statistics are not reported yet
+		}
+		api, err := newAPI(s.serverURL, subscriber, st)
 		if err != nil {
 			return err
 		}
@@ -649,6 +656,11 @@ func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Publicat
 			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			return nil, fmt.Errorf("signaling: add %s track: %w", lt.Source, err)
+		}
+		if enc := tr.Sender().GetParameters().Encodings; len(enc) > 0 {
+			s.mu.Lock()
+			s.ssrcs[lt.Track.ID()] = uint32(enc[0].SSRC)
+			s.mu.Unlock()
 		}
 		pubs = append(pubs, Publication{Info: info, Sender: tr.Sender()})
 	}
