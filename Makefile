@@ -9,8 +9,11 @@ BIN            := $(CURDIR)/bin
 ROOMBOX        := $(BIN)/roombox
 LIVEKIT_SERVER := $(BIN)/livekit-server
 
-# Debian packages the build needs (cgo: gcc, opus, x264; ffmpeg for media tests).
-DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev ffmpeg
+# Debian packages the build needs (cgo: gcc, opus, x264; ffmpeg for media tests;
+# iproute2 + nftables for the impaired-network lab, internal/netlab; redis-server for
+# multi-node livekit tests, which start their own on a free loopback port).
+DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev ffmpeg \
+                iproute2 nftables redis-server
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX)

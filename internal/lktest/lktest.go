@@ -65,6 +65,7 @@ type Server struct {
 	mu     sync.Mutex
 	proc   *process
 	starts int
+	logOff int64 // log size when the last successfully started process began
 }
 
 type process struct {
@@ -276,6 +277,7 @@ func (s *Server) start() error {
 	}
 	p.ready = time.Now()
 	s.proc = p
+	s.logOff = p.logOff
 	return nil
 }
 

@@ -1,0 +1,347 @@
+package signaling_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/pion/webrtc/v4"
+
+	"roombox/hal/sim"
+	"roombox/internal/faultnet"
+	"roombox/internal/lktest"
+	"roombox/media"
+	"roombox/signaling"
+)
+
+// These tests run the room client against the real livekit-server; faults go through a
+// TCP proxy the test owns (the signal WebSocket) or kill the server.
+
+const testRoom = "recovery"
+
+// box is a Room publishing a real microphone pipeline (sim tone -> Opus).
+type box struct {
+	room   *signaling.Room
+	events chan signaling.Event
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startBox(t *testing.T, url string, tokens signaling.TokenSource, muted bool) *box {
+	t.Helper()
+	board, err := sim.New(sim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	track, err := webrtc.NewTrackLocalStaticSample(signaling.Opus, "microphone", "box")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := media.NewOpusEncoder(32_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err := media.NewAudio(board.Mic, enc, track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio.SetMuted(muted)
+	b := &box{events: make(chan signaling.Event, 256)}
+	b.room = signaling.NewRoom(signaling.RoomOptions{
+		URL: url, Tokens: tokens, SubscribeAudio: true,
+		OnEvent: func(e signaling.Event) {
+			select {
+			case b.events <- e:
+			default:
+			}
+		},
+		Backoff: func(int) time.Duration { return 200 * time.Millisecond },
+	})
+	b.room.SetTracks(signaling.Track{LocalTrack: signaling.LocalTrack{
+		Track: track, Type: livekit.TrackType_AUDIO, Source: livekit.TrackSource_MICROPHONE, Name: "microphone", Muted: muted,
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	b.wg.Add(2)
+	go func() { defer b.wg.Done(); _ = audio.Run(ctx) }()
+	go func() { defer b.wg.Done(); _ = b.room.Run(ctx) }()
+	t.Cleanup(b.stop)
+	return b
+}
+
+// stop cancels the room and the pipeline; it must return promptly in any phase.
+func (b *box) stop() {
+	b.cancel()
+	b.wg.Wait()
+}
+
+// waitEvent waits for the first event of type T.
+func waitEvent[T signaling.Event](t *testing.T, b *box, d time.Duration) (T, time.Time) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case e := <-b.events:
+			if v, ok := e.(T); ok {
+				return v, time.Now()
+			}
+		case <-deadline:
+			var zero T
+			t.Fatalf("no %T within %v", zero, d)
+			return zero, time.Time{}
+		}
+	}
+}
+
+// watcher is a second participant counting the audio packets it receives.
+type watcher struct {
+	sess    *signaling.Session
+	packets atomic.Int64
+	wg      sync.WaitGroup
+}
+
+func startWatcher(t *testing.T, srv *lktest.Server) *watcher {
+	t.Helper()
+	w := &watcher{}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	sess, err := signaling.Connect(ctx, srv.URL, lktest.Token(t, testRoom, "watcher"), signaling.Options{
+		AutoSubscribe: true,
+		OnTrack: func(rt *signaling.RemoteTrack) {
+			w.wg.Add(1)
+			go func() {
+				defer w.wg.Done()
+				for {
+					if _, _, err := rt.Track.ReadRTP(); err != nil {
+						return
+					}
+					w.packets.Add(1)
+				}
+			}()
+		},
+	})
+	if err != nil {
+		t.Fatalf("watcher: %v", err)
+	}
+	w.sess = sess
+	t.Cleanup(func() { _ = sess.Close(); w.wg.Wait() })
+	return w
+}
+
+// flowing waits until more packets arrive than had arrived when it was called.
+func (w *watcher) flowing(t *testing.T, what string) {
+	t.Helper()
+	from := w.packets.Load()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.packets.Load() < from+25 { // half a second of 20 ms packets
+		if time.Now().After(deadline) {
+			t.Fatalf("media not flowing %s (%d packets, then no more)", what, from)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// participants lists the identities the server has in the room.
+func participants(t *testing.T, srv *lktest.Server) []string {
+	t.Helper()
+	ps, err := srv.ListParticipants(context.Background(), testRoom)
+	if err != nil {
+		t.Fatalf("ListParticipants: %v", err)
+	}
+	var ids []string
+	for _, p := range ps {
+		ids = append(ids, p.Identity)
+	}
+	return ids
+}
+
+// noLeak fails the test if goroutines started during it are still running once it is done.
+func noLeak(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				n := runtime.Stack(buf, true)
+				t.Errorf("%d goroutines left over (had %d before):\n%s", runtime.NumGoroutine(), before, buf[:n])
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+func TestResumeAfterSignalCut(t *testing.T) {
+	noLeak(t)
+	srv := lktest.Start(t)
+	proxy := faultnet.NewProxy(t, strings.TrimPrefix(srv.URL, "ws://"))
+	w := startWatcher(t, srv)
+	b := startBox(t, proxy.URL("ws"), signaling.StaticToken(lktest.Token(t, testRoom, "box")), false)
+	waitEvent[signaling.Joined](t, b, 15*time.Second)
+	w.flowing(t, "after join")
+
+	proxy.CutAll()
+	cut := time.Now()
+	ev, at := waitEvent[signaling.Reconnected](t, b, 15*time.Second)
+	if !ev.Resumed {
+		t.Fatal("reconnected by a full rejoin, want a resume")
+	}
+	t.Logf("resume: signal cut -> resumed in %v", at.Sub(cut).Round(time.Millisecond))
+	w.flowing(t, "after the resume")
+	st := b.room.State()
+	if st.Joins != 1 || st.Resumes != 1 || !st.Connected {
+		t.Fatalf("state after resume: joins %d resumes %d connected %v; want 1, 1, true", st.Joins, st.Resumes, st.Connected)
+	}
+	if ids := participants(t, srv); len(ids) != 2 {
+		t.Fatalf("participants %v, want exactly the box and the watcher", ids)
+	}
+
+	// Per-track stats keep counting on the resumed session.
+	b.room.Stats()
+	time.Sleep(time.Second)
+	stats := b.room.Stats()
+	if len(stats) != 1 || stats[0].TrackSID == "" || stats[0].PacketsSent == 0 || stats[0].BitrateBps < 8_000 {
+		t.Fatalf("stats %+v, want the microphone sending", stats)
+	}
+	t.Logf("microphone: %.0f bit/s, %d packets sent, %d lost, jitter %v, RTT %v",
+		stats[0].BitrateBps, stats[0].PacketsSent, stats[0].PacketsLost, stats[0].Jitter, stats[0].RTT)
+}
+
+func TestRejoinAfterServerKilled(t *testing.T) {
+	noLeak(t)
+	srv := lktest.Start(t)
+	b := startBox(t, srv.URL, signaling.StaticToken(lktest.Token(t, testRoom, "box")), true)
+	waitEvent[signaling.Joined](t, b, 15*time.Second)
+
+	srv.Kill()
+	ev, _ := waitEvent[signaling.Reconnecting](t, b, 20*time.Second)
+	t.Logf("server killed: %v", ev.Reason)
+	time.Sleep(time.Second) // the server stays down for a moment
+	srv.Restart()
+	back := time.Now()
+	rec, at := waitEvent[signaling.Reconnected](t, b, 30*time.Second)
+	if rec.Resumed {
+		t.Fatal("a restarted server resumed the old participant; want a full rejoin")
+	}
+	t.Logf("rejoin: server back -> rejoined and republished in %v", at.Sub(back).Round(time.Millisecond))
+
+	// Republished with the same mute state, and only once.
+	p, err := srv.WaitParticipant(context.Background(), testRoom, "box", func(p *livekit.ParticipantInfo) bool {
+		return lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE) != nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mic := lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE); !mic.Muted {
+		t.Fatal("microphone republished unmuted after the rejoin")
+	}
+	if n := len(p.Tracks); n != 1 {
+		t.Fatalf("box has %d tracks after the rejoin, want 1", n)
+	}
+	if st := b.room.State(); st.Joins != 2 || !st.Muted[livekit.TrackSource_MICROPHONE] {
+		t.Fatalf("state after rejoin: %+v", st)
+	}
+}
+
+// A token that expires during the session: the session outlives it (the server refreshes
+// it), and a rejoin after expiry never presents an expired token.
+func TestShortLivedToken(t *testing.T) {
+	noLeak(t)
+	srv := lktest.Start(t)
+	var minted atomic.Int32
+	tokens := signaling.TokenFunc(func(ctx context.Context) (string, error) {
+		minted.Add(1)
+		return lktest.MintToken(testRoom, "box", lktest.TokenTTL(4*time.Second))
+	})
+	b := startBox(t, srv.URL, tokens, false)
+	waitEvent[signaling.Joined](t, b, 15*time.Second)
+	w := startWatcher(t, srv)
+	time.Sleep(6 * time.Second) // past the first token's expiry
+	w.flowing(t, "after the token expired")
+
+	srv.Kill()
+	time.Sleep(500 * time.Millisecond)
+	srv.Restart()
+	// Every failed attempt until the rejoin: none may be the server refusing a token.
+	reasons := untilReconnected(t, b, 30*time.Second)
+	for _, err := range reasons {
+		var he *signaling.HTTPError
+		if errors.As(err, &he) || errors.Is(err, signaling.ErrTokenExpired) {
+			t.Fatalf("a join presented an unusable token after expiry: %v", err)
+		}
+	}
+	st := b.room.State()
+	if !st.Connected || st.Joins != 2 {
+		t.Fatalf("after the restart: connected %v, joins %d; want true, 2", st.Connected, st.Joins)
+	}
+	t.Logf("token source asked %d time(s); %d failed attempts before the rejoin", minted.Load(), len(reasons))
+}
+
+// untilReconnected collects the reasons of Reconnecting events until Reconnected.
+func untilReconnected(t *testing.T, b *box, d time.Duration) []error {
+	t.Helper()
+	deadline := time.After(d)
+	var reasons []error
+	for {
+		select {
+		case e := <-b.events:
+			switch ev := e.(type) {
+			case signaling.Reconnecting:
+				reasons = append(reasons, ev.Reason)
+			case signaling.Reconnected:
+				return reasons
+			}
+		case <-deadline:
+			t.Fatalf("not reconnected within %v; attempts failed with %v", d, reasons)
+			return nil
+		}
+	}
+}
+
+// Two livekit-server nodes share redis behind a load balancer; the node hosting the room
+// is killed. The box is back in the room through the other node.
+func TestRejoinThroughOtherNode(t *testing.T) {
+	noLeak(t)
+	cluster := lktest.StartCluster(t, 2)
+	lb := faultnet.NewLoadBalancer(t, cluster.Addrs()...)
+	b := startBox(t, lb.URL("ws"), signaling.StaticToken(lktest.Token(t, testRoom, "box")), false)
+	waitEvent[signaling.Joined](t, b, 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	host, err := cluster.WaitRoomHost(ctx, testRoom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range cluster.Nodes {
+		if n == host {
+			cluster.Kill(i)
+		}
+	}
+	killed := time.Now()
+	reasons := untilReconnected(t, b, 60*time.Second)
+	t.Logf("node failover: host killed -> box back in the room in %v (%d failed attempts: %v)",
+		time.Since(killed).Round(time.Millisecond), len(reasons), reasons)
+	survivor := cluster.Running()[0]
+	p, err := survivor.WaitParticipant(context.Background(), testRoom, "box", func(p *livekit.ParticipantInfo) bool {
+		return lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE) != nil
+	})
+	if err != nil {
+		t.Fatalf("box not republished on the surviving node: %v", err)
+	}
+	if p.State == livekit.ParticipantInfo_DISCONNECTED {
+		t.Fatalf("box listed but disconnected: %v", p)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if host2, err := cluster.WaitRoomHost(ctx2, testRoom); err != nil || host2 != survivor {
+		t.Fatalf("room host after failover: %v, %v; want the survivor", host2, err)
+	}
+}
