@@ -33,7 +33,7 @@ type box struct {
 	wg     sync.WaitGroup
 }
 
-func startBox(t *testing.T, url string, tokens signaling.TokenSource, muted bool) *box {
+func startBox(t testing.TB, url string, tokens signaling.TokenSource, muted bool) *box {
 	t.Helper()
 	board, err := sim.New(sim.Config{})
 	if err != nil {
@@ -82,7 +82,7 @@ func (b *box) stop() {
 }
 
 // waitEvent waits for the first event of type T.
-func waitEvent[T signaling.Event](t *testing.T, b *box, d time.Duration) (T, time.Time) {
+func waitEvent[T signaling.Event](t testing.TB, b *box, d time.Duration) (T, time.Time) {
 	t.Helper()
 	deadline := time.After(d)
 	for {
@@ -106,7 +106,7 @@ type watcher struct {
 	wg      sync.WaitGroup
 }
 
-func startWatcher(t *testing.T, srv *lktest.Server) *watcher {
+func startWatcher(t testing.TB, srv *lktest.Server) *watcher {
 	t.Helper()
 	w := &watcher{}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -135,7 +135,7 @@ func startWatcher(t *testing.T, srv *lktest.Server) *watcher {
 }
 
 // flowing waits until more packets arrive than had arrived when it was called.
-func (w *watcher) flowing(t *testing.T, what string) {
+func (w *watcher) flowing(t testing.TB, what string) {
 	t.Helper()
 	from := w.packets.Load()
 	deadline := time.Now().Add(10 * time.Second)
@@ -215,6 +215,28 @@ func TestResumeAfterSignalCut(t *testing.T) {
 		stats[0].BitrateBps, stats[0].PacketsSent, stats[0].PacketsLost, stats[0].Jitter, stats[0].RTT)
 }
 
+// Signal drops in quick succession, each right after the previous resume: every one is
+// resumed, the participant is never replaced.
+func TestRepeatedSignalCutsResume(t *testing.T) {
+	noLeak(t)
+	srv := lktest.Start(t)
+	proxy := faultnet.NewProxy(t, strings.TrimPrefix(srv.URL, "ws://"))
+	w := startWatcher(t, srv)
+	b := startBox(t, proxy.URL("ws"), signaling.StaticToken(lktest.Token(t, testRoom, "box")), false)
+	waitEvent[signaling.Joined](t, b, 15*time.Second)
+	w.flowing(t, "after join")
+	for i := range 3 {
+		proxy.CutAll()
+		if ev, _ := waitEvent[signaling.Reconnected](t, b, 15*time.Second); !ev.Resumed {
+			t.Fatalf("cut %d: rejoined instead of resuming", i+1)
+		}
+	}
+	w.flowing(t, "after three resumes")
+	if st := b.room.State(); st.Joins != 1 || st.Resumes != 3 {
+		t.Fatalf("joins %d, resumes %d; want 1 and 3", st.Joins, st.Resumes)
+	}
+}
+
 func TestRejoinAfterServerKilled(t *testing.T) {
 	noLeak(t)
 	srv := lktest.Start(t)
@@ -286,7 +308,7 @@ func TestShortLivedToken(t *testing.T) {
 }
 
 // untilReconnected collects the reasons of Reconnecting events until Reconnected.
-func untilReconnected(t *testing.T, b *box, d time.Duration) []error {
+func untilReconnected(t testing.TB, b *box, d time.Duration) []error {
 	t.Helper()
 	deadline := time.After(d)
 	var reasons []error
@@ -344,4 +366,43 @@ func TestRejoinThroughOtherNode(t *testing.T) {
 	if host2, err := cluster.WaitRoomHost(ctx2, testRoom); err != nil || host2 != survivor {
 		t.Fatalf("room host after failover: %v, %v; want the survivor", host2, err)
 	}
+}
+
+// BenchmarkResumeAfterSignalCut: signal WebSocket cut -> the same participant resumed.
+func BenchmarkResumeAfterSignalCut(b *testing.B) {
+	srv := lktest.Start(b)
+	proxy := faultnet.NewProxy(b, strings.TrimPrefix(srv.URL, "ws://"))
+	bx := startBox(b, proxy.URL("ws"), signaling.StaticToken(lktest.Token(b, testRoom, "box")), false)
+	waitEvent[signaling.Joined](b, bx, 15*time.Second)
+	// The server resumes only a participant whose media connected; before that it asks
+	// for a full rejoin.
+	startWatcher(b, srv).flowing(b, "before the first cut")
+	var total time.Duration
+	for b.Loop() {
+		proxy.CutAll()
+		cut := time.Now()
+		if ev, at := waitEvent[signaling.Reconnected](b, bx, 15*time.Second); ev.Resumed {
+			total += at.Sub(cut)
+		} else {
+			b.Fatal("rejoined instead of resuming")
+		}
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/resume")
+}
+
+// BenchmarkRejoinAfterServerRestart: livekit-server killed and restarted -> the box
+// rejoined and republished, measured from the server answering again.
+func BenchmarkRejoinAfterServerRestart(b *testing.B) {
+	srv := lktest.Start(b)
+	bx := startBox(b, srv.URL, signaling.StaticToken(lktest.Token(b, testRoom, "box")), false)
+	waitEvent[signaling.Joined](b, bx, 15*time.Second)
+	var total time.Duration
+	for b.Loop() {
+		srv.Kill()
+		srv.Restart()
+		back := time.Now()
+		untilReconnected(b, bx, 30*time.Second)
+		total += time.Since(back)
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/rejoin")
 }
