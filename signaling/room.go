@@ -263,8 +263,12 @@ func (r *Room) session(ctx context.Context, token string) error {
 		local[i].Muted = r.muted[t.Source]
 	}
 	r.mu.Unlock()
+	// A join counts once media can flow: published and the publisher connection up.
 	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	pubs, err := sess.Publish(pctx, local...)
+	if err == nil && len(pubs) > 0 {
+		err = sess.WaitMedia(pctx)
+	}
 	cancel()
 	if err != nil {
 		return err

@@ -104,6 +104,8 @@ type Session struct {
 	reliable  *webrtc.DataChannel
 	lossy     *webrtc.DataChannel
 	pubStats  statsHolder
+	pubUp     chan struct{} // closed when the publisher connection first connects
+	pubUpOnce sync.Once
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -178,6 +180,7 @@ func Connect(ctx context.Context, serverURL, token string, opts Options) (*Sessi
 		t:            t,
 		join:         join,
 		done:         make(chan struct{}),
+		pubUp:        make(chan struct{}),
 		token:        token,
 		participants: map[string]*livekit.ParticipantInfo{},
 		published:    map[string]*livekit.TrackInfo{},
@@ -274,6 +277,9 @@ func (s *Session) watchPeer(pc *webrtc.PeerConnection, target livekit.SignalTarg
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		s.log.Debug("peer connection", "target", target.String(), "state", st.String())
+		if st == webrtc.PeerConnectionStateConnected && target == livekit.SignalTarget_PUBLISHER {
+			s.pubUpOnce.Do(func() { close(s.pubUp) })
+		}
 		if st == webrtc.PeerConnectionStateFailed {
 			s.fail(fmt.Errorf("%w (%s)", ErrPeerFailed, strings.ToLower(target.String())))
 		}
@@ -748,6 +754,19 @@ func (s *Session) offerPublisher(ctx context.Context, opts *webrtc.OfferOptions)
 		return fmt.Errorf("signaling: waiting for publisher answer: %w", ctx.Err())
 	case <-s.done:
 		return fmt.Errorf("signaling: waiting for publisher answer: %w", s.err)
+	}
+}
+
+// WaitMedia waits until the publisher connection has connected (media can flow), the
+// session ends, or ctx ends.
+func (s *Session) WaitMedia(ctx context.Context) error {
+	select {
+	case <-s.pubUp:
+		return nil
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		return fmt.Errorf("signaling: media connection not up: %w", ctx.Err())
 	}
 }
 
