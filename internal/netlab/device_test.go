@@ -1,0 +1,106 @@
+//go:build linux
+
+package netlab_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+
+	"roombox/internal/lktest"
+	"roombox/internal/netlab"
+)
+
+// roombox returns $ROOMBOX_BIN, else <repo>/bin/roombox (make build); it fails the test
+// when neither exists (make test builds it).
+func roombox(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("ROOMBOX_BIN")
+	if p == "" {
+		p = "../../bin/roombox"
+	}
+	p, _ = filepath.Abs(p)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("no roombox binary (%v): run make build or set ROOMBOX_BIN", err)
+	}
+	return p
+}
+
+// TestDeviceThroughDelayedRelay runs the roombox daemon in the device namespace and
+// livekit-server in the server namespace, blocks every UDP path from the device except the
+// TURN port, and checks that the device still joins and publishes: its media go through the
+// delaying relay.
+func TestDeviceThroughDelayedRelay(t *testing.T) {
+	bin := roombox(t)
+	lab := netlab.New(t)
+	relay := netlab.StartTURN(t, lab, 50*time.Millisecond)
+	lk := netlab.StartLiveKit(t, lab, relay)
+	lab.Device.Block(relay.Port)
+
+	const room, identity = "netlab", "box"
+	state := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := lab.CommandContext(ctx, lab.DeviceNS, bin, "provision", "--state-dir", state,
+		"--url", lk.DeviceURL, "--token", lktest.Token(t, room, identity)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("roombox provision: %v\n%s", err, out)
+	}
+
+	logPath := filepath.Join(t.TempDir(), "roombox.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := lab.Command(lab.DeviceNS, bin, "run", "--hal", "sim", "--state-dir", state, "--http", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("roombox log:\n%s", b)
+		}
+	})
+
+	begin := time.Now()
+	p, err := lk.WaitParticipant(ctx, room, identity, func(p *livekit.ParticipantInfo) bool {
+		return lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE) != nil
+	})
+	if err != nil {
+		t.Fatalf("device did not publish through the relay: %v", err)
+	}
+	t.Logf("device published %d tracks %v after start", len(p.GetTracks()), time.Since(begin).Round(time.Millisecond))
+	if relay.Allocations() == 0 {
+		t.Errorf("no TURN allocation: the device did not use the relay")
+	}
+	r0, _ := relay.Stats()
+	time.Sleep(2 * time.Second)
+	r1, dropped := relay.Stats()
+	t.Logf("relay: %d allocations, %d packets relayed in 2 s, %d dropped by full queues", relay.Allocations(), r1-r0, dropped)
+	if r1-r0 < 50 {
+		t.Errorf("only %d packets through the relay in 2 s: media do not flow through it", r1-r0)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("roombox exited: %v", err)
+	default:
+	}
+}
