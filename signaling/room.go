@@ -34,6 +34,9 @@ type TokenFunc func(ctx context.Context) (string, error)
 // Token calls f.
 func (f TokenFunc) Token(ctx context.Context) (string, error) { return f(ctx) }
 
+// ErrNotInRoom is sending data while the Room has no session.
+var ErrNotInRoom = errors.New("signaling: not in the room")
+
 // ErrTokenExpired is a token source handing out a token that has already expired.
 var ErrTokenExpired = errors.New("signaling: token expired")
 
@@ -47,8 +50,10 @@ type RoomOptions struct {
 	OnEvent func(Event)
 	// OnTrack receives each subscribed remote media track.
 	OnTrack func(*RemoteTrack)
-	// OnData receives the room's data packets.
-	OnData func(*livekit.DataPacket)
+	// OnData receives user data messages from the room (one at a time; must not block).
+	OnData func(DataMessage)
+	// RPC tunes RPC timeouts (defaults: LiveKit's 7 s ack, 15 s response).
+	RPC RPCOptions
 	// SubscribeAudio subscribes to every remote audio track as it is published (the box
 	// plays the room); video is subscribed to explicitly.
 	SubscribeAudio bool
@@ -86,6 +91,7 @@ type RoomState struct {
 type Room struct {
 	opts RoomOptions
 	log  *slog.Logger
+	data *DataHub // one for the Room's life: RPC methods and resend state span sessions
 
 	mu        sync.Mutex
 	tracks    []Track
@@ -107,7 +113,37 @@ func NewRoom(opts RoomOptions) *Room {
 	if opts.Backoff == nil {
 		opts.Backoff = Backoff
 	}
-	return &Room{opts: opts, log: opts.Logger, muted: map[livekit.TrackSource]bool{}, published: map[livekit.TrackSource]string{}}
+	r := &Room{opts: opts, log: opts.Logger, muted: map[livekit.TrackSource]bool{}, published: map[livekit.TrackSource]string{}}
+	r.data = NewDataHub(roomSender{r}, DataHubOptions{Logger: opts.Logger, OnData: opts.OnData, RPC: opts.RPC})
+	return r
+}
+
+// roomSender sends data through the Room's current session.
+type roomSender struct{ r *Room }
+
+func (s roomSender) SendData(ctx context.Context, pkt *livekit.DataPacket, reliable bool) error {
+	sess := s.r.Session()
+	if sess == nil {
+		return ErrNotInRoom
+	}
+	return sess.SendData(ctx, pkt, reliable)
+}
+
+// PublishData sends a data message to the room, or to the identities in opts.Destinations.
+func (r *Room) PublishData(ctx context.Context, payload []byte, opts DataOptions) error {
+	return r.data.Publish(ctx, payload, opts)
+}
+
+// RegisterRPC makes method callable by other participants (LiveKit RPC, as the JS SDK's
+// performRpc calls it).
+func (r *Room) RegisterRPC(method string, h RPCHandler) error {
+	return r.data.RPC().Register(method, h)
+}
+
+// PerformRPC calls method on the participant with identity destination and returns its
+// answer; an *RPCError carries the remote's or LiveKit's error code.
+func (r *Room) PerformRPC(ctx context.Context, destination, method, payload string, timeout time.Duration) (string, error) {
+	return r.data.RPC().Perform(ctx, destination, method, payload, timeout)
 }
 
 // SetTracks sets what is published on every join (call before Run).
@@ -172,6 +208,7 @@ func (r *Room) emit(e Event) {
 // Run stays in the room until ctx ends. Every failure ends in a retry after a jittered,
 // capped backoff that ctx cancels at any moment.
 func (r *Room) Run(ctx context.Context) error {
+	defer r.data.Close()
 	for {
 		token, err := r.nextToken(ctx)
 		if err == nil {
@@ -242,7 +279,8 @@ func (r *Room) session(ctx context.Context, token string) error {
 	so.Logger = r.log
 	so.AutoSubscribe = false
 	so.OnTrack = r.opts.OnTrack
-	so.OnData = r.opts.OnData
+	so.OnData = r.data.Handle
+	so.Data = r.data
 	so.OnEvent = r.onEvent
 	sess, err := Connect(ctx, r.opts.URL, token, so)
 	if err != nil {
@@ -324,6 +362,15 @@ func (r *Room) session(ctx context.Context, token string) error {
 		r.sess = nil
 		r.published = map[livekit.TrackSource]string{}
 		r.mu.Unlock()
+		// A new session is a new participant: sequences restart, calls in flight fail.
+		// (The session may still be closing; Close runs in a later defer.)
+		reason := ErrClosed
+		select {
+		case <-sess.Done():
+			reason = sess.Err()
+		default:
+		}
+		r.data.Reset(fmt.Errorf("signaling: left the room: %w", reason))
 	}()
 	select {
 	case <-ctx.Done():
@@ -344,6 +391,9 @@ func (r *Room) onEvent(e Event) {
 		case TrackPublished:
 			r.subscribeAudio(context.Background(), sess, ev.Participant)
 		}
+	}
+	if left, ok := e.(ParticipantLeft); ok {
+		r.data.ParticipantLeft(left.Participant.GetIdentity())
 	}
 	r.emit(e)
 }

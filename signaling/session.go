@@ -47,6 +47,10 @@ type Options struct {
 	OnTrack func(*RemoteTrack)
 	// OnData receives every data packet from the room (user data and RPC).
 	OnData func(*livekit.DataPacket)
+	// Data, if set, keeps reliable data across a resume: suspended when the signal
+	// connection is lost, its receive states sent in SyncState, and what the server has not
+	// seen resent after the resume.
+	Data DataResumer
 	// Dial opens the transport; nil means the WebSocket Dial. Tests substitute fakes.
 	Dial func(ctx context.Context, serverURL, token string, p DialParams) (Transport, error)
 	// JoinTimeout bounds waiting for the JoinResponse (default 15 s).
@@ -57,6 +61,14 @@ type Options struct {
 	// ResumeBackoff is the wait before resume attempt n (0-based); default LiveKit's
 	// client policy (0, 300 ms, 1.2 s, 2.7 s, 4.8 s, then 7 s).
 	ResumeBackoff func(n int) time.Duration
+}
+
+// DataResumer is what a session needs of a data hub (DataHub) to resume without losing
+// reliable data.
+type DataResumer interface {
+	Suspend()
+	ReceiveStates() []*livekit.DataChannelReceiveState
+	Resend(ctx context.Context, lastSeq uint32) error
 }
 
 // LocalTrack is a track to publish: the pion track plus what the room is told about it.
@@ -384,17 +396,21 @@ func (s *Session) resume(lost error) error {
 	s.resuming = true
 	s.mu.Unlock()
 	s.log.Warn("signal connection lost; resuming", "err", lost)
+	if s.opts.Data != nil {
+		s.opts.Data.Suspend()
+	}
 	s.emit(Reconnecting{Reason: lost, Resume: true})
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ResumeTimeout)
 	defer cancel()
 	var err error
+	var lastSeq uint32
 	for n := 0; ; n++ {
 		if err = sleepCtx(ctx, s.opts.ResumeBackoff(n)); err != nil {
 			break
 		}
 		var leave *LeaveError
-		if err = s.resumeOnce(ctx, lost); err == nil || errors.As(err, &leave) {
+		if lastSeq, err = s.resumeOnce(ctx, lost); err == nil || errors.As(err, &leave) {
 			break
 		}
 		s.log.Warn("resume attempt failed", "attempt", n+1, "err", err)
@@ -429,26 +445,41 @@ func (s *Session) resume(lost error) error {
 	for _, req := range queued {
 		s.send(req)
 	}
+	if s.opts.Data != nil {
+		// Reliable data the server has not seen goes out once the data channel is back;
+		// Resend waits for it (SendData), beside the receive loop that delivers the answer.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.opts.Data.Resend(s.ctx, lastSeq); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("resending reliable data after resume", "err", err)
+			}
+		}()
+	}
 	s.log.Info("resumed", "took", time.Since(start).Round(time.Millisecond))
 	s.emit(Reconnected{Resumed: true})
 	return nil
 }
 
-func (s *Session) resumeOnce(ctx context.Context, lost error) error {
+// resumeOnce makes one resume attempt; it returns the last reliable data sequence the
+// server saw from us.
+func (s *Session) resumeOnce(ctx context.Context, lost error) (uint32, error) {
 	t, err := s.opts.Dial(ctx, s.serverURL, s.Token(), DialParams{
 		AutoSubscribe: s.opts.AutoSubscribe, Reconnect: true,
 		ParticipantSID: s.join.GetParticipant().GetSid(), ReconnectReason: reconnectReason(lost),
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	msg, err := t.Recv(ctx)
 	if err != nil {
 		_ = t.Close()
-		return err
+		return 0, err
 	}
+	var lastSeq uint32
 	switch m := msg.Message.(type) {
 	case *livekit.SignalResponse_Reconnect:
+		lastSeq = m.Reconnect.GetLastMessageSeq()
 		if len(m.Reconnect.IceServers) > 0 {
 			cfg := iceConfig(m.Reconnect.IceServers, m.Reconnect.GetClientConfiguration())
 			for _, pc := range []*webrtc.PeerConnection{s.pub, s.sub} {
@@ -459,17 +490,17 @@ func (s *Session) resumeOnce(ctx context.Context, lost error) error {
 		}
 	case *livekit.SignalResponse_Leave:
 		_ = t.Close()
-		return &LeaveError{Reason: m.Leave.GetReason(), Action: m.Leave.GetAction()}
+		return 0, &LeaveError{Reason: m.Leave.GetReason(), Action: m.Leave.GetAction()}
 	default:
 		_ = t.Close()
-		return fmt.Errorf("signaling: resume answered with %T", msg.Message)
+		return 0, fmt.Errorf("signaling: resume answered with %T", msg.Message)
 	}
 	s.mu.Lock()
 	old := s.t
 	s.t = t
 	s.mu.Unlock()
 	_ = old.Close()
-	return t.Send(ctx, &livekit.SignalRequest{Message: &livekit.SignalRequest_SyncState{SyncState: s.syncState()}})
+	return lastSeq, t.Send(ctx, &livekit.SignalRequest{Message: &livekit.SignalRequest_SyncState{SyncState: s.syncState()}})
 }
 
 // syncState tells the resumed server what this client has: the subscriber offer/answer
@@ -494,6 +525,9 @@ func (s *Session) syncState() *livekit.SyncState {
 		st.PublishTracks = append(st.PublishTracks, &livekit.TrackPublishedResponse{Cid: cid, Track: info})
 	}
 	s.mu.Unlock()
+	if s.opts.Data != nil {
+		st.DatachannelReceiveStates = s.opts.Data.ReceiveStates()
+	}
 	for _, dc := range []*webrtc.DataChannel{s.reliable, s.lossy} {
 		if id := dc.ID(); id != nil {
 			st.DataChannels = append(st.DataChannels, &livekit.DataChannelInfo{
@@ -804,9 +838,6 @@ func (s *Session) UpdateSubscription(ctx context.Context, subscribe bool, trackS
 	}})
 }
 
-// maxDataPacket is LiveKit's limit for one data packet.
-const maxDataPacket = 64000
-
 // SendData writes a data packet to the room over the reliable or lossy data channel,
 // negotiating the publisher connection first if nothing was published yet.
 func (s *Session) SendData(ctx context.Context, pkt *livekit.DataPacket, reliable bool) error {
@@ -814,8 +845,8 @@ func (s *Session) SendData(ctx context.Context, pkt *livekit.DataPacket, reliabl
 	if err != nil {
 		return fmt.Errorf("signaling: data packet: %w", err)
 	}
-	if len(data) > maxDataPacket {
-		return fmt.Errorf("signaling: data packet of %d bytes exceeds %d", len(data), maxDataPacket)
+	if len(data) > MaxDataPacketBytes {
+		return fmt.Errorf("%w: %d bytes", ErrDataTooLarge, len(data))
 	}
 	if err := s.ensureNegotiated(ctx); err != nil {
 		return err
