@@ -67,6 +67,9 @@ type Reconnecting struct {
 	Resume bool
 }
 
+// Disconnected: the Room stopped (Run returned); Reason is why.
+type Disconnected struct{ Reason error }
+
 // Joined: the client joined the room for the first time and published its tracks.
 type Joined struct{ Room *livekit.Room }
 
@@ -94,6 +97,7 @@ func (TokenRefreshed) event()     {}
 func (RequestFailed) event()      {}
 func (Reconnecting) event()       {}
 func (Joined) event()             {}
+func (Disconnected) event()       {}
 func (Reconnected) event()        {}
 
 func (s *Session) emit(e Event) {

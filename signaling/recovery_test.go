@@ -27,10 +27,11 @@ const testRoom = "recovery"
 
 // box is a Room publishing a real microphone pipeline (sim tone -> Opus).
 type box struct {
-	room   *signaling.Room
-	events chan signaling.Event
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	room         *signaling.Room
+	events       chan signaling.Event
+	remoteTracks atomic.Int32 // remote tracks received (and drained)
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 }
 
 func startBox(t testing.TB, url string, tokens signaling.TokenSource, muted bool) *box {
@@ -60,6 +61,18 @@ func startBox(t testing.TB, url string, tokens signaling.TokenSource, muted bool
 			case b.events <- e:
 			default:
 			}
+		},
+		OnTrack: func(rt *signaling.RemoteTrack) {
+			b.remoteTracks.Add(1)
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				for {
+					if _, _, err := rt.Track.ReadRTP(); err != nil {
+						return
+					}
+				}
+			}()
 		},
 		Backoff: func(int) time.Duration { return 200 * time.Millisecond },
 	})
@@ -405,4 +418,83 @@ func BenchmarkRejoinAfterServerRestart(b *testing.B) {
 		total += time.Since(back)
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/rejoin")
+}
+
+// Closing the room client returns promptly whatever it is doing, and leaves no goroutine.
+func TestCloseDuringAnyPhase(t *testing.T) {
+	const prompt = 3 * time.Second // generous: a close waits for nothing but local teardown
+	phases := []struct {
+		name   string
+		before func(t *testing.T, p *faultnet.Proxy) // fault set before the box starts
+		reach  func(t *testing.T, b *box, p *faultnet.Proxy, srv *lktest.Server)
+	}{
+		{"dialing a black hole", func(t *testing.T, p *faultnet.Proxy) { p.Pause(true) },
+			func(t *testing.T, b *box, p *faultnet.Proxy, srv *lktest.Server) { time.Sleep(500 * time.Millisecond) }},
+		{"backing off after refusals", func(t *testing.T, p *faultnet.Proxy) { p.Refuse(true) },
+			func(t *testing.T, b *box, p *faultnet.Proxy, srv *lktest.Server) {
+				waitEvent[signaling.Reconnecting](t, b, 10*time.Second)
+			}},
+		{"in the room", nil, func(t *testing.T, b *box, p *faultnet.Proxy, srv *lktest.Server) {
+			waitEvent[signaling.Joined](t, b, 15*time.Second)
+		}},
+		{"resuming", nil, func(t *testing.T, b *box, p *faultnet.Proxy, srv *lktest.Server) {
+			waitEvent[signaling.Joined](t, b, 15*time.Second)
+			startWatcher(t, srv).flowing(t, "before the cut")
+			p.Refuse(true)
+			p.CutAll()
+			if ev, _ := waitEvent[signaling.Reconnecting](t, b, 10*time.Second); !ev.Resume {
+				t.Fatal("not resuming")
+			}
+		}},
+	}
+	for _, ph := range phases {
+		t.Run(ph.name, func(t *testing.T) {
+			noLeak(t)
+			srv := lktest.Start(t)
+			proxy := faultnet.NewProxy(t, strings.TrimPrefix(srv.URL, "ws://"))
+			if ph.before != nil {
+				ph.before(t, proxy)
+			}
+			b := startBox(t, proxy.URL("ws"), signaling.StaticToken(lktest.Token(t, testRoom, "box")), false)
+			ph.reach(t, b, proxy, srv)
+			start := time.Now()
+			b.stop()
+			if took := time.Since(start); took > prompt {
+				t.Fatalf("closing took %v", took)
+			}
+			proxy.Pause(false) // release what the black hole held, before the leak check
+		})
+	}
+}
+
+// Remote audio is subscribed as it is published; a track can be unsubscribed explicitly.
+func TestAudioAutoSubscribeAndExplicitUnsubscribe(t *testing.T) {
+	noLeak(t)
+	srv := lktest.Start(t)
+	a := startBox(t, srv.URL, signaling.StaticToken(lktest.Token(t, testRoom, "a")), false)
+	waitEvent[signaling.Joined](t, a, 15*time.Second)
+	b := startBox(t, srv.URL, signaling.StaticToken(lktest.Token(t, testRoom, "b")), false)
+	waitEvent[signaling.Joined](t, b, 15*time.Second)
+	bMic := b.room.State().Published[livekit.TrackSource_MICROPHONE]
+	subscribed := func() bool {
+		for _, sid := range a.room.State().Subscribed {
+			if sid == bMic {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !subscribed() || a.remoteTracks.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a did not subscribe to b's microphone %s (subscribed %v, tracks %d)", bMic, a.room.State().Subscribed, a.remoteTracks.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := a.room.SetSubscribed(context.Background(), bMic, false); err != nil {
+		t.Fatal(err)
+	}
+	if subscribed() {
+		t.Fatal("still subscribed after SetSubscribed(false)")
+	}
 }

@@ -79,10 +79,12 @@ type RoomState struct {
 	Remote    []*livekit.ParticipantInfo
 	Published map[livekit.TrackSource]string // track sid by source, while connected
 	Muted     map[livekit.TrackSource]bool
-	Attempt   int   // failed joins since the last success
-	LastError error // why the last session or join attempt ended
-	Joins     int   // successful joins (1 = never rejoined)
-	Resumes   int   // resumes within the current session
+	// Subscribed are the remote track sids subscribed to, while connected.
+	Subscribed []string
+	Attempt    int   // failed joins since the last success
+	LastError  error // why the last session or join attempt ended
+	Joins      int   // successful joins (1 = never rejoined)
+	Resumes    int   // resumes within the current session
 }
 
 // Room keeps a participant in its room: it joins, publishes, resumes a lost signal
@@ -103,6 +105,7 @@ type Room struct {
 	lastErr   error
 	joins     int
 	lastStats map[string]TrackStats // by track id, for bitrates
+	wantSubs  map[string]bool       // explicit subscriptions, re-applied after a rejoin
 }
 
 // NewRoom returns a Room; Run joins it.
@@ -113,7 +116,8 @@ func NewRoom(opts RoomOptions) *Room {
 	if opts.Backoff == nil {
 		opts.Backoff = Backoff
 	}
-	r := &Room{opts: opts, log: opts.Logger, muted: map[livekit.TrackSource]bool{}, published: map[livekit.TrackSource]string{}}
+	r := &Room{opts: opts, log: opts.Logger, muted: map[livekit.TrackSource]bool{},
+		published: map[livekit.TrackSource]string{}, wantSubs: map[string]bool{}}
 	r.data = NewDataHub(roomSender{r}, DataHubOptions{Logger: opts.Logger, OnData: opts.OnData, RPC: opts.RPC})
 	return r
 }
@@ -168,6 +172,19 @@ func (r *Room) SetMuted(ctx context.Context, src livekit.TrackSource, muted bool
 	return sess.SetTrackMuted(ctx, sid, muted)
 }
 
+// SetSubscribed subscribes to (or unsubscribes from) a remote track, such as a video the
+// box should show; the choice is re-applied after a rejoin while the track exists.
+func (r *Room) SetSubscribed(ctx context.Context, trackSID string, on bool) error {
+	r.mu.Lock()
+	r.wantSubs[trackSID] = on
+	sess := r.sess
+	r.mu.Unlock()
+	if sess == nil {
+		return nil
+	}
+	return sess.UpdateSubscription(ctx, on, trackSID)
+}
+
 // State returns a snapshot of the room.
 func (r *Room) State() RoomState {
 	r.mu.Lock()
@@ -185,6 +202,7 @@ func (r *Room) State() RoomState {
 		st.Local = r.sess.Join().GetParticipant()
 		st.Remote = r.sess.Participants()
 		st.Resumes = r.sess.Resumes()
+		st.Subscribed = r.sess.subscriptions()
 		for k, v := range r.published {
 			st.Published[k] = v
 		}
@@ -209,6 +227,7 @@ func (r *Room) emit(e Event) {
 // capped backoff that ctx cancels at any moment.
 func (r *Room) Run(ctx context.Context) error {
 	defer r.data.Close()
+	defer func() { r.emit(Disconnected{Reason: ctx.Err()}) }()
 	for {
 		token, err := r.nextToken(ctx)
 		if err == nil {
@@ -350,6 +369,7 @@ func (r *Room) session(ctx context.Context, token string) error {
 	if r.opts.SubscribeAudio {
 		r.subscribeAudio(ctx, sess, sess.Participants()...)
 	}
+	r.resubscribe(ctx, sess)
 	if rejoined {
 		r.emit(Reconnected{Resumed: false})
 	} else {
@@ -413,6 +433,32 @@ func (r *Room) subscribeAudio(ctx context.Context, sess *Session, ps ...*livekit
 	}
 	if err := sess.UpdateSubscription(ctx, true, sids...); err != nil {
 		r.log.Warn("subscribing to room audio", "err", err)
+	}
+}
+
+// resubscribe re-applies explicit subscriptions to tracks still in the room.
+func (r *Room) resubscribe(ctx context.Context, sess *Session) {
+	present := map[string]bool{}
+	for _, p := range sess.Participants() {
+		for _, t := range p.GetTracks() {
+			present[t.GetSid()] = true
+		}
+	}
+	r.mu.Lock()
+	var on []string
+	for sid, want := range r.wantSubs {
+		switch {
+		case !present[sid]:
+			delete(r.wantSubs, sid) // gone with its publisher
+		case want:
+			on = append(on, sid)
+		}
+	}
+	r.mu.Unlock()
+	if len(on) > 0 {
+		if err := sess.UpdateSubscription(ctx, true, on...); err != nil {
+			r.log.Warn("re-subscribing after rejoin", "err", err)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -746,6 +747,17 @@ func (s *Session) addTrack(ctx context.Context, lt LocalTrack) (*livekit.TrackIn
 	case <-s.done:
 		return nil, fmt.Errorf("signaling: publishing %s: %w", lt.Source, s.err)
 	}
+}
+
+func (s *Session) subscriptions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.subscribed))
+	for sid := range s.subscribed {
+		out = append(out, sid)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *Session) isSubscribed(trackSID string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -117,11 +118,41 @@ func Dial(ctx context.Context, serverURL, token string, p DialParams) (Transport
 	if err != nil {
 		return nil, err
 	}
-	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second, Proxy: http.ProxyFromEnvironment}
+	// gorilla applies ctx's deadline to the handshake but not its cancellation: expire the
+	// raw connection when ctx ends, so closing the device never waits out a stuck server.
+	var mu sync.Mutex
+	var raw net.Conn
+	nd := &net.Dialer{}
+	d := websocket.Dialer{
+		HandshakeTimeout: 15 * time.Second,
+		Proxy:            http.ProxyFromEnvironment,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := nd.DialContext(ctx, network, addr)
+			mu.Lock()
+			raw = c
+			mu.Unlock()
+			return c, err
+		},
+	}
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if raw != nil {
+			_ = raw.SetDeadline(time.Unix(1, 0))
+		}
+	})
 	conn, resp, err := d.DialContext(ctx, u, nil)
+	if !stop() && err == nil {
+		// ctx ended as the handshake finished: the connection's deadline is already spent.
+		_ = conn.Close()
+		return nil, fmt.Errorf("signaling: connect: %w", ctx.Err())
+	}
 	if err != nil {
-		if resp != nil {
+		switch {
+		case resp != nil:
 			return nil, fmt.Errorf("signaling: connect: %w", httpError(resp))
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("signaling: connect: %w", ctx.Err())
 		}
 		return nil, fmt.Errorf("signaling: connect: %w", err)
 	}
