@@ -254,23 +254,27 @@ func (r *Room) Run(ctx context.Context) error {
 	}
 }
 
-// nextToken is the newest usable token: the server's refreshed token while it has life
-// left, else a fresh one from the token source — never one known to have expired.
+// nextToken asks the token source for a fresh token on every join. If the source fails or
+// hands out an expired token, the server's refreshed token is used while it has life
+// left; a token known to have expired is never presented.
 func (r *Room) nextToken(ctx context.Context) (string, error) {
+	tok, err := r.opts.Tokens.Token(ctx)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("signaling: token source: %w", err)
+	case !tokenExpiry(tok).IsZero() && !time.Now().Before(tokenExpiry(tok)):
+		err = fmt.Errorf("%w at %s (the token source has no fresh one)", ErrTokenExpired, tokenExpiry(tok).UTC().Format(time.RFC3339))
+	default:
+		return tok, nil
+	}
 	r.mu.Lock()
 	refreshed := r.refreshed
 	r.mu.Unlock()
 	if refreshed != "" && time.Until(tokenExpiry(refreshed)) > 30*time.Second {
+		r.log.Warn("using the server's refreshed token", "because", err)
 		return refreshed, nil
 	}
-	tok, err := r.opts.Tokens.Token(ctx)
-	if err != nil {
-		return "", fmt.Errorf("signaling: token source: %w", err)
-	}
-	if exp := tokenExpiry(tok); !exp.IsZero() && !time.Now().Before(exp) {
-		return "", fmt.Errorf("%w at %s (token source gave no fresh one)", ErrTokenExpired, exp.UTC().Format(time.RFC3339))
-	}
-	return tok, nil
+	return "", err
 }
 
 // tokenExpiry reads a JWT's exp claim without verifying it (zero if unreadable).
