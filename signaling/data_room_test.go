@@ -3,12 +3,10 @@ package signaling_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"roombox/internal/faultnet"
 	"roombox/internal/lktest"
 	"roombox/signaling"
 )
@@ -59,11 +57,7 @@ func (p *peer) messages() []signaling.DataMessage {
 
 func TestRPCAndDataThroughRealServer(t *testing.T) {
 	noLeak(t)
-	srv := lktest.Start(t)
-	proxy := faultnet.NewProxy(t, strings.TrimPrefix(srv.URL, "ws://"))
-	w := startWatcher(t, srv)
-	box := startBox(t, proxy.URL("ws"), signaling.StaticToken(lktest.Token(t, testRoom, "box")), false)
-	waitEvent[signaling.Joined](t, box, 15*time.Second)
+	srv, proxy, w, box := proxiedBox(t)
 	if err := box.room.RegisterRPC("greet", func(ctx context.Context, req signaling.RPCRequest) (string, error) {
 		return "hello " + req.Caller + ": " + req.Payload, nil
 	}); err != nil {

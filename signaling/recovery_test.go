@@ -192,15 +192,23 @@ func noLeak(t *testing.T) {
 	})
 }
 
-func TestResumeAfterSignalCut(t *testing.T) {
-	noLeak(t)
+// proxiedBox is a server, a box whose signal connection runs through a proxy the test
+// owns, and a watcher receiving the box's audio once it flows (the server resumes only a
+// participant whose media connected).
+func proxiedBox(t testing.TB) (*lktest.Server, *faultnet.Proxy, *watcher, *box) {
+	t.Helper()
 	srv := lktest.Start(t)
 	proxy := faultnet.NewProxy(t, strings.TrimPrefix(srv.URL, "ws://"))
 	w := startWatcher(t, srv)
 	b := startBox(t, proxy.URL("ws"), signaling.StaticToken(lktest.Token(t, testRoom, "box")), false)
 	waitEvent[signaling.Joined](t, b, 15*time.Second)
 	w.flowing(t, "after join")
+	return srv, proxy, w, b
+}
 
+func TestResumeAfterSignalCut(t *testing.T) {
+	noLeak(t)
+	srv, proxy, w, b := proxiedBox(t)
 	proxy.CutAll()
 	cut := time.Now()
 	ev, at := waitEvent[signaling.Reconnected](t, b, 15*time.Second)
@@ -232,12 +240,7 @@ func TestResumeAfterSignalCut(t *testing.T) {
 // resumed, the participant is never replaced.
 func TestRepeatedSignalCutsResume(t *testing.T) {
 	noLeak(t)
-	srv := lktest.Start(t)
-	proxy := faultnet.NewProxy(t, strings.TrimPrefix(srv.URL, "ws://"))
-	w := startWatcher(t, srv)
-	b := startBox(t, proxy.URL("ws"), signaling.StaticToken(lktest.Token(t, testRoom, "box")), false)
-	waitEvent[signaling.Joined](t, b, 15*time.Second)
-	w.flowing(t, "after join")
+	_, proxy, w, b := proxiedBox(t)
 	for i := range 3 {
 		proxy.CutAll()
 		if ev, _ := waitEvent[signaling.Reconnected](t, b, 15*time.Second); !ev.Resumed {
@@ -388,13 +391,7 @@ func TestRejoinThroughOtherNode(t *testing.T) {
 
 // BenchmarkResumeAfterSignalCut: signal WebSocket cut -> the same participant resumed.
 func BenchmarkResumeAfterSignalCut(b *testing.B) {
-	srv := lktest.Start(b)
-	proxy := faultnet.NewProxy(b, strings.TrimPrefix(srv.URL, "ws://"))
-	bx := startBox(b, proxy.URL("ws"), signaling.StaticToken(lktest.Token(b, testRoom, "box")), false)
-	waitEvent[signaling.Joined](b, bx, 15*time.Second)
-	// The server resumes only a participant whose media connected; before that it asks
-	// for a full rejoin.
-	startWatcher(b, srv).flowing(b, "before the first cut")
+	_, proxy, _, bx := proxiedBox(b)
 	var total time.Duration
 	for b.Loop() {
 		proxy.CutAll()
