@@ -346,6 +346,13 @@ func freePort(network, addr string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Binary returns the livekit-server binary Start uses without WithBinary:
+// $ROOMBOX_LIVEKIT_SERVER, else <repo root>/bin/livekit-server. It fails, saying how to build
+// or name one, if that path is not an executable file.
+func Binary() (string, error) {
+	return findBinary("")
+}
+
 // findBinary resolves the livekit-server binary: explicit, $ROOMBOX_LIVEKIT_SERVER, or
 // <repo root>/bin/livekit-server.
 func findBinary(explicit string) (string, error) {

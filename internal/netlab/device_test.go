@@ -31,6 +31,75 @@ func roombox(t *testing.T) string {
 	return p
 }
 
+// roomboxDaemon is `roombox run` in the lab's device namespace, started by startRoombox.
+type roomboxDaemon struct {
+	state   string     // its --state-dir
+	logPath string     // its stdout and stderr
+	started time.Time  // just after the process started
+	exited  chan error // receives cmd.Wait's result once (buffered); the cleanup reads it too
+}
+
+// roomboxStop says what startRoombox's cleanup checks and logs besides stopping the daemon.
+type roomboxStop struct {
+	// check fails the test if the daemon does not exit cleanly within 10 s of SIGTERM (an
+	// unclean exit only when the test has not already failed).
+	check bool
+	// digest, if set, summarises the daemon's log in a passing test. A failed test always
+	// logs the whole of it.
+	digest func(log string) string
+}
+
+// startRoombox provisions a state dir for url and token with `roombox provision` in the
+// device namespace (bounded by ctx), then starts `roombox run --hal sim` there with its
+// output in a log file and Pdeathsig SIGKILL. The test's cleanup sends SIGTERM, kills the
+// daemon if it is still running 10 s later, and logs as stop says.
+func startRoombox(ctx context.Context, t *testing.T, lab *netlab.Lab, bin, url, token string, stop roomboxStop) *roomboxDaemon {
+	t.Helper()
+	state := t.TempDir()
+	out, err := lab.CommandContext(ctx, lab.DeviceNS, bin, "provision", "--state-dir", state,
+		"--url", url, "--token", token).CombinedOutput()
+	if err != nil {
+		t.Fatalf("roombox provision: %v\n%s", err, out)
+	}
+
+	logPath := filepath.Join(t.TempDir(), "roombox.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close() // the daemon holds its own descriptor
+	cmd := lab.Command(lab.DeviceNS, bin, "run", "--hal", "sim", "--state-dir", state, "--http", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &roomboxDaemon{state: state, logPath: logPath, started: time.Now(), exited: make(chan error, 1)}
+	go func() { d.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-d.exited:
+			if stop.check && err != nil && !t.Failed() {
+				t.Errorf("roombox run exited with %v after SIGTERM", err)
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-d.exited
+			if stop.check {
+				t.Errorf("roombox run did not stop within 10 s of SIGTERM")
+			}
+		}
+		b, _ := os.ReadFile(logPath)
+		if t.Failed() {
+			t.Logf("roombox log:\n%s", b)
+		} else if stop.digest != nil {
+			t.Logf("roombox log, state changes and warnings:\n%s", stop.digest(string(b)))
+		}
+	})
+	return d
+}
+
 // TestDeviceThroughDelayedRelay runs the roombox daemon in the device namespace and
 // livekit-server in the server namespace, blocks every UDP path from the device except the
 // TURN port, and checks that the device still joins and publishes: its media go through the
@@ -43,42 +112,9 @@ func TestDeviceThroughDelayedRelay(t *testing.T) {
 	lab.Device.Block(relay.Port)
 
 	const room, identity = "netlab", "box"
-	state := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	out, err := lab.CommandContext(ctx, lab.DeviceNS, bin, "provision", "--state-dir", state,
-		"--url", lk.DeviceURL, "--token", lktest.Token(t, room, identity)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("roombox provision: %v\n%s", err, out)
-	}
-
-	logPath := filepath.Join(t.TempDir(), "roombox.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := lab.Command(lab.DeviceNS, bin, "run", "--hal", "sim", "--state-dir", state, "--http", "127.0.0.1:0")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("roombox log:\n%s", b)
-		}
-	})
+	d := startRoombox(ctx, t, lab, bin, lk.DeviceURL, lktest.Token(t, room, identity), roomboxStop{})
 
 	begin := time.Now()
 	p, err := lk.WaitParticipant(ctx, room, identity, func(p *livekit.ParticipantInfo) bool {
@@ -99,7 +135,7 @@ func TestDeviceThroughDelayedRelay(t *testing.T) {
 		t.Errorf("only %d packets through the relay in 2 s: media do not flow through it", r1-r0)
 	}
 	select {
-	case err := <-exited:
+	case err := <-d.exited:
 		t.Fatalf("roombox exited: %v", err)
 	default:
 	}

@@ -19,12 +19,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -116,53 +114,14 @@ func TestDeviceInImpairedNetwork(t *testing.T) {
 		impairedRelayDelay, 2*impairedRelayDelay, impairedLoss, 100-(100-impairedLoss)*(100-impairedLoss)/100, impairedRateKbit, netlab.DefaultRateLatency, relay.Port)
 
 	// Provision (the daemon is not running yet: the CLI writes the state dir), then run it.
-	state := t.TempDir()
 	tok, err := lktest.MintToken(impairedRoom, impairedIdentity)
 	if err != nil {
 		t.Fatalf("mint token: %v", err)
 	}
 	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	out, err := lab.CommandContext(pctx, lab.DeviceNS, bin, "provision", "--state-dir", state,
-		"--url", lk.DeviceURL, "--token", tok).CombinedOutput()
+	d := startRoombox(pctx, t, lab, bin, lk.DeviceURL, tok, roomboxStop{check: true, digest: logDigest})
 	pcancel()
-	if err != nil {
-		t.Fatalf("roombox provision: %v\n%s", err, out)
-	}
-
-	logPath := filepath.Join(t.TempDir(), "roombox.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := lab.Command(lab.DeviceNS, bin, "run", "--hal", "sim", "--state-dir", state, "--http", "127.0.0.1:0")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	started := time.Now()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil && !t.Failed() {
-				t.Errorf("roombox run exited with %v after SIGTERM", err)
-			}
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("roombox run did not stop within 10 s of SIGTERM")
-		}
-		b, _ := os.ReadFile(logPath)
-		if t.Failed() {
-			t.Logf("roombox log:\n%s", b)
-		} else {
-			t.Logf("roombox log, state changes and warnings:\n%s", logDigest(string(b)))
-		}
-	})
+	state, logPath, started, exited := d.state, d.logPath, d.started, d.exited
 
 	poll := func() impairedSampleRec {
 		s := impairedSampleRec{at: time.Since(started)}

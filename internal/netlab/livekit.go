@@ -3,9 +3,7 @@
 package netlab
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -44,7 +42,10 @@ type LiveKit struct {
 // HTTP port lktest chose.
 func StartLiveKit(t testing.TB, lab *Lab, relay *TURN, opts ...lktest.Option) *LiveKit {
 	t.Helper()
-	bin, err := livekitBinary()
+	bin, err := lktest.Binary()
+	if err == nil {
+		bin, err = filepath.Abs(bin) // the wrapper script runs in lktest's temp dir
+	}
 	if err != nil {
 		t.Fatalf("netlab: %v", err)
 	}
@@ -211,60 +212,6 @@ func closeWrite(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	}
-}
-
-// livekitBinary finds livekit-server as lktest does: $ROOMBOX_LIVEKIT_SERVER, else
-// <repo root>/bin/livekit-server.
-func livekitBinary() (string, error) {
-	path := os.Getenv(lktest.EnvServer)
-	if path == "" {
-		root, err := repoRoot()
-		if err != nil {
-			return "", fmt.Errorf("%s is not set and %v; run `make livekit`", lktest.EnvServer, err)
-		}
-		path = filepath.Join(root, "bin", "livekit-server")
-	}
-	path, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-		return "", fmt.Errorf("livekit-server binary not found at %s: run `make livekit` or set %s", path, lktest.EnvServer)
-	}
-	return path, nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if moduleName(filepath.Join(dir, "go.mod")) == "roombox" {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod declaring module roombox above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// moduleName returns the module path a go.mod declares, or "".
-func moduleName(gomod string) string {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) == 2 && fields[0] == "module" {
-			return fields[1]
-		}
-	}
-	return ""
 }
 
 func shellQuote(s string) string {
