@@ -33,10 +33,21 @@ func roombox(t *testing.T) string {
 
 // roomboxDaemon is `roombox run` in the lab's device namespace, started by startRoombox.
 type roomboxDaemon struct {
-	state   string     // its --state-dir
-	logPath string     // its stdout and stderr
-	started time.Time  // just after the process started
-	exited  chan error // receives cmd.Wait's result once (buffered); the cleanup reads it too
+	state   string        // its --state-dir
+	logPath string        // its stdout and stderr
+	started time.Time     // just after the process started
+	done    chan struct{} // closed when the process has exited
+	err     error         // cmd.Wait's result, valid after done
+}
+
+// exited reports whether the daemon has exited, and how.
+func (d *roomboxDaemon) exited() (bool, error) {
+	select {
+	case <-d.done:
+		return true, d.err
+	default:
+		return false, nil
+	}
 }
 
 // roomboxStop says what startRoombox's cleanup checks and logs besides stopping the daemon.
@@ -74,18 +85,18 @@ func startRoombox(ctx context.Context, t *testing.T, lab *netlab.Lab, bin, url, 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &roomboxDaemon{state: state, logPath: logPath, started: time.Now(), exited: make(chan error, 1)}
-	go func() { d.exited <- cmd.Wait() }()
+	d := &roomboxDaemon{state: state, logPath: logPath, started: time.Now(), done: make(chan struct{})}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-d.exited:
-			if stop.check && err != nil && !t.Failed() {
-				t.Errorf("roombox run exited with %v after SIGTERM", err)
+		case <-d.done:
+			if stop.check && d.err != nil && !t.Failed() {
+				t.Errorf("roombox run exited with %v after SIGTERM", d.err)
 			}
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-d.exited
+			<-d.done
 			if stop.check {
 				t.Errorf("roombox run did not stop within 10 s of SIGTERM")
 			}
@@ -134,9 +145,7 @@ func TestDeviceThroughDelayedRelay(t *testing.T) {
 	if r1-r0 < 50 {
 		t.Errorf("only %d packets through the relay in 2 s: media do not flow through it", r1-r0)
 	}
-	select {
-	case err := <-d.exited:
+	if gone, err := d.exited(); gone {
 		t.Fatalf("roombox exited: %v", err)
-	default:
 	}
 }

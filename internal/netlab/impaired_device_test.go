@@ -121,7 +121,7 @@ func TestDeviceInImpairedNetwork(t *testing.T) {
 	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	d := startRoombox(pctx, t, lab, bin, lk.DeviceURL, tok, roomboxStop{check: true, digest: logDigest})
 	pcancel()
-	state, logPath, started, exited := d.state, d.logPath, d.started, d.exited
+	state, logPath, started := d.state, d.logPath, d.started
 
 	poll := func() impairedSampleRec {
 		s := impairedSampleRec{at: time.Since(started)}
@@ -145,13 +145,10 @@ func TestDeviceInImpairedNetwork(t *testing.T) {
 		return s
 	}
 	daemonGone := func() error {
-		select {
-		case err := <-exited:
-			exited <- err // for the cleanup
+		if gone, err := d.exited(); gone {
 			return fmt.Errorf("roombox run exited: %v", err)
-		default:
-			return nil
 		}
+		return nil
 	}
 
 	// Phase 1: until the device is in the room and the server lists both tracks (bounded).
