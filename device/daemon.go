@@ -250,11 +250,7 @@ func (d *daemon) watchButtons(ctx context.Context) error {
 
 // Provision validates and stores new provisioning, then (re)joins with it.
 func (d *daemon) Provision(ctx context.Context, p Provisioning) error {
-	info, err := d.store.Provision(p, time.Now())
-	if err != nil {
-		return err
-	}
-	cfg, err := d.store.LoadConfig()
+	cfg, info, err := d.store.Provision(p, time.Now())
 	if err != nil {
 		return err
 	}

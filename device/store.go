@@ -141,17 +141,18 @@ func (s *Store) SaveState(st SavedState) error {
 	return s.save(StateFile, st)
 }
 
-// Provision validates p at now and, if it is usable, stores it as the configuration. On
-// error the stored configuration is unchanged.
-func (s *Store) Provision(p Provisioning, now time.Time) (TokenInfo, error) {
+// Provision validates p at now and, if it is usable, stores it as the configuration and
+// returns what it stored. On error the stored configuration is unchanged.
+func (s *Store) Provision(p Provisioning, now time.Time) (Config, TokenInfo, error) {
 	info, err := ValidateProvisioning(p, now)
 	if err != nil {
-		return TokenInfo{}, err
+		return Config{}, TokenInfo{}, err
 	}
-	if err := s.SaveConfig(Config{URL: p.URL, Token: p.Token, ProvisionedAt: now.UTC()}); err != nil {
-		return TokenInfo{}, err
+	c := Config{Version: storeVersion, URL: p.URL, Token: p.Token, ProvisionedAt: now.UTC()}
+	if err := s.SaveConfig(c); err != nil {
+		return Config{}, TokenInfo{}, err
 	}
-	return info, nil
+	return c, info, nil
 }
 
 // load decodes file into v. It reports false if the file does not exist.

@@ -223,14 +223,14 @@ func TestCreateStateDir(t *testing.T) {
 func TestStoreProvision(t *testing.T) {
 	s := openTestStore(t)
 	now := time.Now()
-	if _, err := s.Provision(device.Provisioning{URL: "http://x", Token: mintToken(t, "lobby", "box", time.Hour)}, now); !errors.Is(err, device.ErrInvalidProvisioning) {
+	if _, _, err := s.Provision(device.Provisioning{URL: "http://x", Token: mintToken(t, "lobby", "box", time.Hour)}, now); !errors.Is(err, device.ErrInvalidProvisioning) {
 		t.Fatalf("Provision with an http URL: %v", err)
 	}
 	if c, _ := s.LoadConfig(); c.Provisioned() {
 		t.Fatal("a refused provisioning was stored")
 	}
 	tok := mintToken(t, "lobby", "box", time.Hour)
-	info, err := s.Provision(device.Provisioning{URL: "wss://h", Token: tok}, now)
+	stored, info, err := s.Provision(device.Provisioning{URL: "wss://h", Token: tok}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,6 +240,9 @@ func TestStoreProvision(t *testing.T) {
 	c, err := s.LoadConfig()
 	if err != nil || c.URL != "wss://h" || c.Token != tok || !c.ProvisionedAt.Equal(now.UTC().Round(0)) {
 		t.Errorf("stored config = %+v, %v", c, err)
+	}
+	if stored.Version != c.Version || stored.URL != c.URL || stored.Token != c.Token || !stored.ProvisionedAt.Equal(c.ProvisionedAt) {
+		t.Errorf("Provision returned %+v, but stored %+v", stored, c)
 	}
 }
 

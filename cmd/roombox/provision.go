@@ -59,7 +59,7 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if _, err := store.Provision(p, now); err != nil {
+	if _, _, err := store.Provision(p, now); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "provisioned: %s\nstored in %s/%s; the daemon is not running and will use it when it starts\n", what, *dir, device.ConfigFile)
