@@ -72,7 +72,7 @@ const receiveStateTTL = 30 * time.Second
 // a resume, de-duplicates and decodes incoming packets, and owns the RPC engine.
 //
 // Session lifecycle, in the JS SDK's terms:
-//   - a data channel message: HandleMessage (bytes) or Handle (decoded packet);
+//   - a data channel message, decoded by the session: Handle;
 //   - the connection is lost and a resume starts: Suspend;
 //   - the resume succeeded (ReconnectResponse.last_message_seq): Resend; SyncState's
 //     datachannel_receive_states: ReceiveStates;
@@ -334,17 +334,6 @@ func (h *DataHub) ReceiveStates() []*livekit.DataChannelReceiveState {
 		return 0
 	})
 	return out
-}
-
-// HandleMessage decodes one data channel message and handles it; malformed messages are
-// logged and dropped.
-func (h *DataHub) HandleMessage(data []byte) {
-	pkt := &livekit.DataPacket{}
-	if err := proto.Unmarshal(data, pkt); err != nil {
-		h.log.Warn("ignoring malformed data packet", "bytes", len(data), "err", err)
-		return
-	}
-	h.Handle(pkt)
 }
 
 // Handle dispatches one data packet from the room: user data to OnData, RPC packets to

@@ -541,9 +541,6 @@ func TestDataMalformedIgnored(t *testing.T) {
 	for _, pkt := range pkts {
 		h.Handle(pkt)
 	}
-	for _, b := range [][]byte{nil, {0xff}, {0x12, 0x05, 0x01}, []byte("not a protobuf at all")} {
-		h.HandleMessage(b)
-	}
 	// Requests are rejected before a handler goroutine starts.
 	h.rpc.mu.Lock()
 	running := len(h.rpc.running)

@@ -3,6 +3,9 @@ package signaling
 import (
 	"context"
 	"errors"
+	"github.com/pion/webrtc/v4"
+	"google.golang.org/protobuf/proto"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -479,5 +482,26 @@ func waitEvent[T Event](t *testing.T, l *eventLog) T {
 			t.Fatalf("no %T event", zero)
 			return zero
 		}
+	}
+}
+
+// Data channel messages are decoded by the session: malformed ones are dropped, valid ones
+// reach OnData.
+func TestSessionDecodesDataMessages(t *testing.T) {
+	var got []*livekit.DataPacket
+	s := &Session{log: slog.New(slog.DiscardHandler), opts: Options{OnData: func(p *livekit.DataPacket) { got = append(got, p) }}}
+	for _, b := range [][]byte{{0xff}, {0x12, 0x05, 0x01}, []byte("not a protobuf at all")} {
+		s.onDataMessage(webrtc.DataChannelMessage{Data: b})
+	}
+	if len(got) != 0 {
+		t.Fatalf("%d malformed messages reached OnData", len(got))
+	}
+	valid, err := proto.Marshal(&livekit.DataPacket{Value: &livekit.DataPacket_User{User: &livekit.UserPacket{Payload: []byte("x"), Topic: proto.String("t")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.onDataMessage(webrtc.DataChannelMessage{Data: valid})
+	if len(got) != 1 || got[0].GetUser().GetTopic() != "t" {
+		t.Fatalf("valid message: got %v", got)
 	}
 }
