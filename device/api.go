@@ -2,6 +2,8 @@ package device
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 )
 
@@ -41,6 +43,9 @@ type Status struct {
 	Room        string `json:"room,omitempty"`
 	Identity    string `json:"identity,omitempty"`
 	MicMuted    bool   `json:"mic_muted"`
+	CameraOff   bool   `json:"camera_off"`    // no camera pixels leave
+	SpeakerMute bool   `json:"speaker_muted"` // deaf: the room is not played
+	Volume      int    `json:"volume"`        // speaker volume, 0-100
 	LED         bool   `json:"led"`
 	Attempt     int    `json:"attempt,omitempty"` // failed joins since the last success
 	LastError   string `json:"last_error,omitempty"`
@@ -51,17 +56,58 @@ type Status struct {
 	Hal          string   `json:"hal"`
 }
 
-// Provisioning is what an operator gives the device to join its room: the room server URL
-// (ws:// or wss://) and a LiveKit access token naming the room and identity.
+// Provisioning is what an operator gives the device to join its room: either the room
+// server URL (ws:// or wss://) and a LiveKit access token naming the room and identity
+// (development and fleet-less use), or a signed provisioning token alone.
 type Provisioning struct {
-	URL   string `json:"url"`
-	Token string `json:"token"`
+	URL   string `json:"url,omitempty"`
+	Token string `json:"token,omitempty"`
+	// Signed is a provisioning token: a JWS signed by the fleet key (see DESIGN.md).
+	Signed string `json:"provisioning_token,omitempty"`
+}
+
+// Target is what a mute acts on.
+type Target string
+
+const (
+	TargetMic     Target = "mic"     // no audio energy leaves; the LED is on
+	TargetCamera  Target = "camera"  // no camera pixels leave
+	TargetSpeaker Target = "speaker" // deaf: the room is not played
+)
+
+// ParseTarget checks a target name from an API request.
+func ParseTarget(s string) (Target, error) {
+	switch t := Target(s); t {
+	case TargetMic, TargetCamera, TargetSpeaker:
+		return t, nil
+	}
+	return "", fmt.Errorf("%w %q (want mic, camera or speaker)", ErrUnknownTarget, s)
+}
+
+// ErrUnknownTarget is a mute target the device does not have.
+var ErrUnknownTarget = errors.New("device: unknown mute target")
+
+// MaxVolume is the top of the speaker volume scale (0 is silent but not muted).
+const MaxVolume = 100
+
+// ErrBadVolume is a volume outside 0..MaxVolume.
+var ErrBadVolume = errors.New("device: volume out of range")
+
+// ValidVolume checks a volume from an API request.
+func ValidVolume(v int) error {
+	if v < 0 || v > MaxVolume {
+		return fmt.Errorf("%w: %d (want 0 to %d)", ErrBadVolume, v, MaxVolume)
+	}
+	return nil
 }
 
 // Controller is what the LocalAPI and the page drive; the daemon implements it.
 type Controller interface {
 	Status(ctx context.Context) Status
-	SetMicMuted(ctx context.Context, muted bool) error
+	// SetMuted mutes or unmutes the mic, camera or speaker; it persists across restarts.
+	SetMuted(ctx context.Context, t Target, muted bool) error
+	// SetVolume sets the speaker volume, 0..MaxVolume; it persists across restarts.
+	SetVolume(ctx context.Context, volume int) error
 	// Press acts on a button exactly as a hardware press and release would.
 	Press(ctx context.Context, button string) error
 	Provision(ctx context.Context, p Provisioning) error

@@ -72,8 +72,8 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer d.closeEncoders()
-	// Mute is applied before any audio is read: a muted device is muted from its first sample.
-	d.applyMute(d.saved.MicMuted)
+	// Mutes are applied before any media is read: a muted device is muted from its first sample.
+	d.apply(d.saved)
 
 	d.room = newRoomLink(d, log)
 	web, err := newWebServer(d, store, opts.HTTPAddr, log)
@@ -171,42 +171,82 @@ func (d *daemon) closeEncoders() {
 	}
 }
 
-// applyMute is the one place mic mute takes effect: silence into the encoder first (so
-// no audio energy leaves), then the LED.
-func (d *daemon) applyMute(muted bool) {
-	d.audio.SetMuted(muted)
+// apply is the one place mutes and volume take effect: silence into the audio encoder
+// (so no audio energy leaves) and black into the video encoder (so no pixels leave) first,
+// then the LED.
+func (d *daemon) apply(st SavedState) {
+	d.audio.SetMuted(st.MicMuted)
+	d.video.SetEnabled(!st.CameraOff)
 	if d.board.LED != nil {
-		if err := d.board.LED.Set(muted); err != nil {
+		if err := d.board.LED.Set(st.MicMuted); err != nil {
 			d.log.Warn("mute LED", "err", err)
 		}
 	}
 	d.mu.Lock()
-	d.led = muted
+	d.led = st.MicMuted
 	d.mu.Unlock()
 }
 
-// SetMicMuted mutes or unmutes the microphone, persists it and tells the room.
-func (d *daemon) SetMicMuted(ctx context.Context, muted bool) error {
-	d.applyMute(muted)
-	d.mu.Lock()
-	changed := d.saved.MicMuted != muted
-	d.saved.MicMuted = muted
-	saved := d.saved
-	d.mu.Unlock()
-	if changed {
-		d.log.Info("mic", "muted", muted)
-		if err := d.store.SaveState(saved); err != nil {
-			return fmt.Errorf("device: mute applied but not saved: %w", err)
-		}
+// SetMuted mutes or unmutes the mic, camera or speaker, persists it and tells the room.
+func (d *daemon) SetMuted(ctx context.Context, t Target, muted bool) error {
+	if _, err := ParseTarget(string(t)); err != nil {
+		return err
 	}
-	d.room.setMicMuted(ctx, muted)
+	return d.update(ctx, func(st *SavedState) {
+		switch t {
+		case TargetMic:
+			st.MicMuted = muted
+		case TargetCamera:
+			st.CameraOff = muted
+		case TargetSpeaker:
+			st.SpeakerMuted = muted
+		}
+	})
+}
+
+// SetVolume sets the speaker volume and persists it.
+func (d *daemon) SetVolume(ctx context.Context, volume int) error {
+	if err := ValidVolume(volume); err != nil {
+		return err
+	}
+	return d.update(ctx, func(st *SavedState) { st.Volume = &volume })
+}
+
+// update changes the saved state with change, applies the result at once, then persists
+// it and tells the room what changed. The effect comes first: a mute must not wait on the
+// flash or the network.
+func (d *daemon) update(ctx context.Context, change func(*SavedState)) error {
+	d.mu.Lock()
+	prev := d.saved
+	next := prev
+	change(&next)
+	d.saved = next
+	d.mu.Unlock()
+	d.apply(next)
+	if next.MicMuted != prev.MicMuted {
+		d.log.Info("mic", "muted", next.MicMuted)
+		d.room.setMuted(ctx, livekit.TrackSource_MICROPHONE, next.MicMuted)
+	}
+	if next.CameraOff != prev.CameraOff {
+		d.log.Info("camera", "off", next.CameraOff)
+		d.room.setMuted(ctx, livekit.TrackSource_CAMERA, next.CameraOff)
+	}
+	if next.SpeakerMuted != prev.SpeakerMuted || next.SpeakerVolume() != prev.SpeakerVolume() {
+		d.log.Info("speaker", "muted", next.SpeakerMuted, "volume", next.SpeakerVolume())
+	}
+	if next.same(prev) {
+		return nil
+	}
+	if err := d.store.SaveState(next); err != nil {
+		return fmt.Errorf("device: applied but not saved: %w", err)
+	}
 	return nil
 }
 
-func (d *daemon) micMuted() bool {
+func (d *daemon) savedState() SavedState {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.saved.MicMuted
+	return d.saved
 }
 
 // Press acts like a hardware press and release of a button; it needs a board whose buttons
@@ -237,15 +277,32 @@ func (d *daemon) watchButtons(ctx context.Context) error {
 		if !ev.Pressed {
 			continue
 		}
-		switch ev.Button {
-		case hal.ButtonMic:
-			if err := d.SetMicMuted(ctx, !d.micMuted()); err != nil {
-				d.log.Error("mic button", "err", err)
-			}
-		default:
-			d.log.Info("button has no action in this build", "button", ev.Button)
+		if err := d.buttonAction(ctx, ev.Button); err != nil {
+			d.log.Error("button", "button", ev.Button, "err", err)
 		}
 	}
+}
+
+// volumeStep is what one press of volume up or down changes.
+const volumeStep = 10
+
+// buttonAction is what a press of button does: the mute buttons toggle, volume steps.
+func (d *daemon) buttonAction(ctx context.Context, button string) error {
+	st := d.savedState()
+	switch button {
+	case hal.ButtonMic:
+		return d.SetMuted(ctx, TargetMic, !st.MicMuted)
+	case hal.ButtonCamera:
+		return d.SetMuted(ctx, TargetCamera, !st.CameraOff)
+	case hal.ButtonSpeaker:
+		return d.SetMuted(ctx, TargetSpeaker, !st.SpeakerMuted)
+	case hal.ButtonVolumeUp:
+		return d.SetVolume(ctx, min(st.SpeakerVolume()+volumeStep, MaxVolume))
+	case hal.ButtonVolumeDown:
+		return d.SetVolume(ctx, max(st.SpeakerVolume()-volumeStep, 0))
+	}
+	d.log.Info("button has no action in this build", "button", button)
+	return nil
 }
 
 // Provision validates and stores new provisioning, then (re)joins with it.
@@ -278,6 +335,9 @@ func (d *daemon) Status(ctx context.Context) Status {
 		Room:        info.Room,
 		Identity:    info.Identity,
 		MicMuted:    d.saved.MicMuted,
+		CameraOff:   d.saved.CameraOff,
+		SpeakerMute: d.saved.SpeakerMuted,
+		Volume:      d.saved.SpeakerVolume(),
 		LED:         d.led,
 		Hal:         d.board.Name,
 	}
@@ -290,11 +350,13 @@ func (d *daemon) Status(ctx context.Context) Status {
 // the SFU's keyframe requests for the camera reach the encoder.
 func (d *daemon) localTracks() []signaling.Track {
 	f := d.board.Camera.Format()
+	st := d.savedState()
 	return []signaling.Track{
 		{LocalTrack: signaling.LocalTrack{Track: d.videoTrack, Type: livekit.TrackType_VIDEO,
-			Source: livekit.TrackSource_CAMERA, Name: "camera", Width: uint32(f.Width), Height: uint32(f.Height)},
+			Source: livekit.TrackSource_CAMERA, Name: "camera", Width: uint32(f.Width), Height: uint32(f.Height),
+			Muted: st.CameraOff},
 			OnRTCP: d.video.HandleRTCP},
 		{LocalTrack: signaling.LocalTrack{Track: d.audioTrack, Type: livekit.TrackType_AUDIO,
-			Source: livekit.TrackSource_MICROPHONE, Name: "microphone", Muted: d.micMuted()}},
+			Source: livekit.TrackSource_MICROPHONE, Name: "microphone", Muted: st.MicMuted}},
 	}
 }

@@ -26,9 +26,10 @@ import (
 // only root (or the daemon's user) can drive the device through it.
 //
 //	GET  /v1/status                      -> Status
-//	POST /v1/mute, /v1/unmute            -> Status
+//	POST /v1/mute, /v1/unmute {"target":"mic|camera|speaker"} (empty: mic) -> Status
+//	POST /v1/volume    {"volume":0-100}  -> Status
 //	POST /v1/press     {"button":"mic"}  -> Status
-//	POST /v1/provision {"url","token"}   -> Status
+//	POST /v1/provision {"url","token"} or {"provisioning_token"} -> Status
 //
 // Errors are {"error": "..."}: 400 for bad input, 404/405 for unknown routes and methods,
 // 500 when the device fails.
@@ -166,6 +167,7 @@ func NewLocalAPIHandler(c Controller, log *slog.Logger) http.Handler {
 	mux.Handle("/v1/status", only(http.MethodGet, h.status))
 	mux.Handle("/v1/mute", only(http.MethodPost, h.mute(true)))
 	mux.Handle("/v1/unmute", only(http.MethodPost, h.mute(false)))
+	mux.Handle("/v1/volume", only(http.MethodPost, h.volume))
 	mux.Handle("/v1/press", only(http.MethodPost, h.press))
 	mux.Handle("/v1/provision", only(http.MethodPost, h.provision))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -205,7 +207,8 @@ func (e badRequest) Unwrap() error { return e.err }
 func errorStatus(err error) int {
 	var br badRequest
 	switch {
-	case errors.As(err, &br), errors.Is(err, ErrInvalidProvisioning), errors.Is(err, ErrUnknownButton):
+	case errors.As(err, &br), errors.Is(err, ErrInvalidProvisioning), errors.Is(err, ErrUnknownButton),
+		errors.Is(err, ErrUnknownTarget), errors.Is(err, ErrBadVolume):
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
@@ -218,19 +221,48 @@ func (h *localAPI) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// muteRequest names what /v1/mute and /v1/unmute act on; an empty body means the mic.
+type muteRequest struct {
+	Target Target `json:"target,omitempty"`
+}
+
 func (h *localAPI) mute(muted bool) apiHandler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		var req struct{}
+		req := muteRequest{Target: TargetMic}
 		if err := decodeBody(w, r, &req, true); err != nil {
 			return err
 		}
-		if err := h.c.SetMicMuted(r.Context(), muted); err != nil {
+		t, err := ParseTarget(string(req.Target))
+		if err != nil {
 			return err
 		}
-		h.log.Info("localapi: mic", "muted", muted)
+		if err := h.c.SetMuted(r.Context(), t, muted); err != nil {
+			return err
+		}
+		h.log.Info("localapi: mute", "target", t, "muted", muted)
 		writeJSON(w, http.StatusOK, h.c.Status(r.Context()))
 		return nil
 	}
+}
+
+type volumeRequest struct {
+	Volume *int `json:"volume"`
+}
+
+func (h *localAPI) volume(w http.ResponseWriter, r *http.Request) error {
+	var req volumeRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.Volume == nil {
+		return badRequest{errors.New(`device: localapi: volume: missing "volume" (0 to 100)`)}
+	}
+	if err := h.c.SetVolume(r.Context(), *req.Volume); err != nil {
+		return err
+	}
+	h.log.Info("localapi: volume", "volume", *req.Volume)
+	writeJSON(w, http.StatusOK, h.c.Status(r.Context()))
+	return nil
 }
 
 type pressRequest struct {
@@ -258,15 +290,12 @@ func (h *localAPI) provision(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return err
 	}
-	info, err := ValidateProvisioning(req, time.Now())
-	if err != nil {
-		return err
-	}
 	if err := h.c.Provision(r.Context(), req); err != nil {
 		return err
 	}
-	h.log.Info("localapi: provisioned", "url", req.URL, "room", info.Room, "identity", info.Identity, "expires", info.Expires)
-	writeJSON(w, http.StatusOK, h.c.Status(r.Context()))
+	st := h.c.Status(r.Context())
+	h.log.Info("localapi: provisioned", "url", st.URL, "room", st.Room, "identity", st.Identity)
+	writeJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -379,13 +408,18 @@ func (c *LocalClient) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
-// SetMicMuted mutes or unmutes the microphone.
-func (c *LocalClient) SetMicMuted(ctx context.Context, muted bool) error {
+// SetMuted mutes or unmutes the mic, camera or speaker.
+func (c *LocalClient) SetMuted(ctx context.Context, t Target, muted bool) error {
 	path := "/v1/unmute"
 	if muted {
 		path = "/v1/mute"
 	}
-	return c.do(ctx, http.MethodPost, path, struct{}{}, nil)
+	return c.do(ctx, http.MethodPost, path, muteRequest{Target: t}, nil)
+}
+
+// SetVolume sets the speaker volume, 0..MaxVolume.
+func (c *LocalClient) SetVolume(ctx context.Context, volume int) error {
+	return c.do(ctx, http.MethodPost, "/v1/volume", volumeRequest{Volume: &volume}, nil)
 }
 
 // Press presses and releases button, exactly as a hardware press would.

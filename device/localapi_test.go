@@ -45,14 +45,14 @@ func TestLocalAPIClientRoundTrip(t *testing.T) {
 		t.Errorf("socket mode = %v, want a 0600 socket", fi.Mode())
 	}
 
-	if err := cl.SetMicMuted(ctx, true); err != nil {
+	if err := cl.SetMuted(ctx, device.TargetMic, true); err != nil {
 		t.Fatal(err)
 	}
 	st, err := cl.Status(ctx)
 	if err != nil || !st.MicMuted || !st.LED || st.Hal != "fake" {
 		t.Fatalf("Status after mute = %+v, %v", st, err)
 	}
-	if err := cl.SetMicMuted(ctx, false); err != nil {
+	if err := cl.SetMuted(ctx, device.TargetMic, false); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := cl.Status(ctx); st.MicMuted {
@@ -201,12 +201,12 @@ func TestDaemonNotRunning(t *testing.T) {
 	if _, err := os.Lstat(device.SocketPath(dir)); err != nil {
 		t.Fatal(err)
 	}
-	if err := device.Dial(dir).SetMicMuted(ctx, true); !errors.Is(err, device.ErrDaemonNotRunning) {
-		t.Errorf("SetMicMuted on a stale socket = %v, want ErrDaemonNotRunning", err)
+	if err := device.Dial(dir).SetMuted(ctx, device.TargetMic, true); !errors.Is(err, device.ErrDaemonNotRunning) {
+		t.Errorf("SetMuted on a stale socket = %v, want ErrDaemonNotRunning", err)
 	}
 	// ServeLocalAPI takes the stale socket over.
 	devicetest.ServeLocalAPI(t, dir, &devicetest.Controller{})
-	if err := device.Dial(dir).SetMicMuted(ctx, true); err != nil {
+	if err := device.Dial(dir).SetMuted(ctx, device.TargetMic, true); err != nil {
 		t.Errorf("after takeover: %v", err)
 	}
 }

@@ -134,14 +134,14 @@ func (r *roomLink) run(ctx context.Context) error {
 	}
 }
 
-// setMicMuted tells the room about the mic mute; a room not joined yet publishes the
-// microphone with it.
-func (r *roomLink) setMicMuted(ctx context.Context, muted bool) {
+// setMuted tells the room about a track's mute; a room not joined yet publishes the
+// track with it.
+func (r *roomLink) setMuted(ctx context.Context, src livekit.TrackSource, muted bool) {
 	room := r.current()
 	if room == nil {
 		return
 	}
-	if err := room.SetMuted(ctx, livekit.TrackSource_MICROPHONE, muted); err != nil {
+	if err := room.SetMuted(ctx, src, muted); err != nil {
 		r.log.Warn("telling the room about mute", "err", err)
 	}
 }
@@ -151,18 +151,27 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 	switch e := ev.(type) {
 	case signaling.LocalTrackMuted:
 		room := r.current()
-		if room == nil || e.TrackSID != room.State().Published[livekit.TrackSource_MICROPHONE] {
+		if room == nil {
+			return
+		}
+		var t Target
+		switch e.TrackSID {
+		case room.State().Published[livekit.TrackSource_MICROPHONE]:
+			t = TargetMic
+		case room.State().Published[livekit.TrackSource_CAMERA]:
+			t = TargetCamera
+		default:
 			return
 		}
 		if e.Muted {
 			// A moderator's mute is obeyed at once.
-			r.log.Info("mic muted by the room")
-			if err := r.d.SetMicMuted(context.Background(), true); err != nil {
-				r.log.Error("moderator mute", "err", err)
+			r.log.Info("muted by the room", "target", t)
+			if err := r.d.SetMuted(context.Background(), t, true); err != nil {
+				r.log.Error("moderator mute", "target", t, "err", err)
 			}
 		} else {
 			// Privacy: a remote unmute is never obeyed without a local press.
-			r.log.Info("room asked to unmute the mic; ignored until someone presses mic")
+			r.log.Info("room asked to unmute; ignored until a local press", "target", t)
 		}
 	case signaling.Reconnecting:
 		r.mu.Lock()

@@ -40,8 +40,29 @@ func (c Config) Provisioning() Provisioning { return Provisioning{URL: c.URL, To
 
 // SavedState is the runtime state kept in state.json across restarts and reboots.
 type SavedState struct {
-	Version  int  `json:"version"`
-	MicMuted bool `json:"mic_muted"`
+	Version      int  `json:"version"`
+	MicMuted     bool `json:"mic_muted"`
+	CameraOff    bool `json:"camera_off,omitempty"`
+	SpeakerMuted bool `json:"speaker_muted,omitempty"`
+	// Volume is the speaker volume, 0..MaxVolume; nil until someone sets it.
+	Volume *int `json:"volume,omitempty"`
+}
+
+// same reports whether st and o are the same state (Volume compared by value).
+func (st SavedState) same(o SavedState) bool {
+	return st.MicMuted == o.MicMuted && st.CameraOff == o.CameraOff && st.SpeakerMuted == o.SpeakerMuted &&
+		st.SpeakerVolume() == o.SpeakerVolume() && (st.Volume == nil) == (o.Volume == nil)
+}
+
+// DefaultVolume is the speaker volume of a device no one has set one on.
+const DefaultVolume = 70
+
+// SpeakerVolume returns the volume, or DefaultVolume if none was set.
+func (st SavedState) SpeakerVolume() int {
+	if st.Volume == nil {
+		return DefaultVolume
+	}
+	return *st.Volume
 }
 
 // Store reads and writes the versioned files of a state directory. Writes are atomic

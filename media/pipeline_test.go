@@ -75,8 +75,9 @@ func runUntilDone(t *testing.T, run func(context.Context) error, ctx context.Con
 }
 
 // The script: IDR first; a keyframe request makes the next frame an IDR; a bitrate change
-// applies; with the camera off nothing is written and none of the frames captured
-// meanwhile ever appears in the stream; back on, the first frame is an IDR.
+// applies; with the camera off for 30 frames (one second) one black IDR is sent and none
+// of the frames captured meanwhile ever appears in the stream; back on, the first frame
+// is an IDR.
 func TestVideoPipeline(t *testing.T) {
 	const w, h = 320, 180
 	b := simBoard(t, sim.Config{Width: w, Height: h, Clock: sim.NewInstantClock(t0)})
@@ -88,7 +89,8 @@ func TestVideoPipeline(t *testing.T) {
 	out := &hookWriter{}
 	v := NewVideo(cam, enc, out)
 
-	var seqs []uint64 // Seq of the frame behind each sample
+	const black = 31 // the sample sent while the camera is off
+	var seqs []uint64 // Seq of the frame captured for each sample
 	var offFrom, offTo uint64
 	cam.hook = func(f *hal.Frame) {
 		if offFrom != 0 && offTo == 0 && f.Seq == offFrom+30 {
@@ -120,19 +122,16 @@ func TestVideoPipeline(t *testing.T) {
 	frame := time.Second / 30
 	for i, s := range out.samples {
 		idr := indexOf(nalTypes(s.Data), 5) >= 0
-		wantIDR := i == 0 || i == 11 || i == 31
+		wantIDR := i == 0 || i == 11 || i == black || i == black+1
 		if idr != wantIDR {
 			t.Errorf("sample %d: IDR=%v, want %v", i, idr, wantIDR)
 		}
 		want := frame
-		if i == 31 {
-			want = 31 * frame // the 30 frames dropped while off, and this one
+		if i == black+1 {
+			want = 30 * frame // the black frame, then 29 captures dropped, then this one
 		}
 		if d := s.Duration - want; d < -time.Microsecond || d > time.Microsecond {
 			t.Errorf("sample %d: duration %v, want %v", i, s.Duration, want)
-		}
-		if seq := seqs[i]; seq >= offFrom && seq < offTo {
-			t.Errorf("sample %d carries frame %d, captured while the camera was off", i, seq)
 		}
 	}
 
@@ -146,6 +145,15 @@ func TestVideoPipeline(t *testing.T) {
 		t.Fatalf("decoded %d frames from %d samples", len(decoded), len(out.samples))
 	}
 	for i, y := range decoded {
+		if i == black {
+			if lo, hi := lumaRange(y); hi-lo > 2 {
+				t.Errorf("frame sent while the camera was off has luma %d..%d, want uniform black", lo, hi)
+			}
+			if st, err := sim.DecodeStamp(y, w, w, h); err == nil {
+				t.Errorf("frame sent while the camera was off carries capture %d", st.Seq)
+			}
+			continue
+		}
 		st, err := sim.DecodeStamp(y, w, w, h)
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
@@ -156,9 +164,19 @@ func TestVideoPipeline(t *testing.T) {
 	}
 }
 
+func lumaRange(y []byte) (lo, hi byte) {
+	lo, hi = 255, 0
+	for _, v := range y {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	return lo, hi
+}
+
+// Off from the start: one black frame per second of capture, and no camera frame.
 func TestVideoOffFromStart(t *testing.T) {
-	b := simBoard(t, sim.Config{Width: 320, Height: 180, Clock: sim.NewInstantClock(t0)})
-	enc := newX264(t, X264Config{Width: 320, Height: 180})
+	const w, h = 320, 180
+	b := simBoard(t, sim.Config{Width: w, Height: h, Clock: sim.NewInstantClock(t0)})
+	enc := newX264(t, X264Config{Width: w, Height: h})
 	ctx, cancel := context.WithCancel(context.Background())
 	reads := 0
 	cam := &hookCamera{Camera: b.Camera, hook: func(*hal.Frame) {
@@ -170,8 +188,17 @@ func TestVideoOffFromStart(t *testing.T) {
 	v := NewVideo(cam, enc, out)
 	v.SetEnabled(false)
 	runUntilDone(t, v.Run, ctx)
-	if reads < 100 || len(out.samples) != 0 {
-		t.Fatalf("camera off: %d frames read, %d samples written", reads, len(out.samples))
+	if reads < 100 || len(out.samples) != 4 { // captures 1, 31, 61, 91
+		t.Fatalf("camera off: %d frames read, %d samples written, want 4", reads, len(out.samples))
+	}
+	var stream []byte
+	for _, s := range out.samples {
+		stream = append(stream, s.Data...)
+	}
+	for i, y := range ffmpegGray(t, stream, w, h) {
+		if lo, hi := lumaRange(y); hi-lo > 2 || hi > 20 {
+			t.Errorf("frame %d sent with the camera off has luma %d..%d, want black", i, lo, hi)
+		}
 	}
 	if err := v.SetBitrate(0); err == nil {
 		t.Fatal("zero bitrate accepted")

@@ -33,6 +33,8 @@ type Video struct {
 	enabled  atomic.Bool
 
 	frame hal.Frame
+	black hal.Frame // sent instead of the camera's frames while the camera is off
+	off   int       // frames captured since the camera was switched off
 	last  time.Time // capture time of the last frame sent
 }
 
@@ -56,14 +58,13 @@ func (v *Video) SetBitrate(bps int) error {
 	return nil
 }
 
-// SetEnabled turns the camera on or off. While off, frames are read and dropped before
-// encoding: no camera pixels leave, and no samples are written at all. The first frame
-// after switching on is an IDR.
+// SetEnabled turns the camera on or off. While off, no camera frame reaches the encoder:
+// a black frame is sent instead, once a second, so receivers show black rather than the
+// last picture. The first frame after a switch either way is an IDR.
 func (v *Video) SetEnabled(on bool) {
-	if on && !v.enabled.Load() {
+	if v.enabled.Swap(on) != on {
 		v.keyframe.Store(true)
 	}
-	v.enabled.Store(on)
 }
 
 // Run captures, encodes and writes until ctx ends (then it returns nil) or the camera,
@@ -80,20 +81,27 @@ func (v *Video) Run(ctx context.Context) error {
 	}
 }
 
-// next captures one frame and, unless the camera is off, encodes and writes it.
+// next captures one frame and encodes and writes it, or, while the camera is off, a
+// black frame once a second.
 func (v *Video) next(ctx context.Context) error {
 	if err := v.cam.ReadFrame(ctx, &v.frame); err != nil {
 		return err
 	}
-	if !v.enabled.Load() {
-		return nil
+	src := &v.frame
+	if v.enabled.Load() {
+		v.off = 0
+	} else {
+		if v.off++; (v.off-1)%max(v.cam.Format().FPS, 1) != 0 {
+			return nil
+		}
+		src = v.blackFrame()
 	}
 	if bps := v.bitrate.Swap(0); bps != 0 {
 		if err := v.enc.SetBitrate(int(bps)); err != nil {
 			return err
 		}
 	}
-	ef, err := v.enc.Encode(&v.frame, v.keyframe.Swap(false))
+	ef, err := v.enc.Encode(src, v.keyframe.Swap(false))
 	if err != nil || len(ef.Data) == 0 {
 		return err
 	}
@@ -106,6 +114,26 @@ func (v *Video) next(ctx context.Context) error {
 		return fmt.Errorf("write sample: %w", err)
 	}
 	return nil
+}
+
+// blackFrame returns a black picture (limited-range Y 16, U and V 128) the size of the
+// camera's frame, carrying its capture time. It is filled only when its size changes.
+func (v *Video) blackFrame() *hal.Frame {
+	b, f := &v.black, &v.frame
+	if b.Width != f.Width || b.Height != f.Height {
+		b.Ensure(f.Width, f.Height)
+		fill(b.Y, 16)
+		fill(b.U, 128)
+		fill(b.V, 128)
+	}
+	b.Seq, b.Captured = 0, f.Captured
+	return b
+}
+
+func fill(p []byte, v byte) {
+	for i := range p {
+		p[i] = v
+	}
 }
 
 // HandleRTCP takes the RTCP the SFU sent about this video's track and asks for a

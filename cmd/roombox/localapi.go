@@ -79,8 +79,12 @@ func cmdMute(muted bool) func(context.Context, []string, io.Writer, io.Writer) e
 		verb = "mute"
 	}
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		return callDaemon(ctx, verb, args, noArgs, func(ctx context.Context, c *device.LocalClient, _ []string) error {
-			return c.SetMicMuted(ctx, muted)
+		return callDaemon(ctx, verb, args, optionalTarget, func(ctx context.Context, c *device.LocalClient, pos []string) error {
+			t := device.TargetMic
+			if len(pos) == 1 {
+				t = device.Target(pos[0])
+			}
+			return c.SetMuted(ctx, t, muted)
 		})
 	}
 }
@@ -89,6 +93,20 @@ func cmdPress(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return callDaemon(ctx, "press", args, oneButton, func(ctx context.Context, c *device.LocalClient, pos []string) error {
 		return c.Press(ctx, pos[0])
 	})
+}
+
+// optionalTarget accepts no positional argument (the mic) or one mute target.
+func optionalTarget(fs *flag.FlagSet, pos []string) error {
+	switch len(pos) {
+	case 0:
+		return nil
+	case 1:
+		if _, err := device.ParseTarget(pos[0]); err != nil {
+			return usageError{fs: fs, err: err}
+		}
+		return nil
+	}
+	return usageError{fs: fs, err: fmt.Errorf("%s: want at most one TARGET (mic, camera or speaker), got %d arguments", fs.Name(), len(pos))}
 }
 
 // oneButton wants exactly one positional argument, naming a known button.

@@ -32,8 +32,8 @@ func verbs() []verb {
 		{"run", "[--hal sim|linux] [--state-dir DIR] [--http ADDR]", "run the daemon", cmdRun},
 		{"provision", "[--state-dir DIR] --url WS_URL --token LIVEKIT_JWT", "give the device its room server and access token", cmdProvision},
 		{"status", "[--state-dir DIR]", "print the daemon's status as JSON", cmdStatus},
-		{"mute", "[--state-dir DIR]", "mute the microphone", cmdMute(true)},
-		{"unmute", "[--state-dir DIR]", "unmute the microphone", cmdMute(false)},
+		{"mute", "[--state-dir DIR] [mic|camera|speaker]", "mute the microphone (or turn the camera off, or the speaker)", cmdMute(true)},
+		{"unmute", "[--state-dir DIR] [mic|camera|speaker]", "unmute the microphone (or the camera, or the speaker)", cmdMute(false)},
 		{"press", "BUTTON [--state-dir DIR]", "press and release a button, exactly like hardware", cmdPress},
 		{"token", "--api-key K --api-secret S --room R --identity I [--ttl D] [--name N]", "mint a LiveKit access token (development helper)", cmdToken},
 	}

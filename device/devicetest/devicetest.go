@@ -32,6 +32,9 @@ type Controller struct {
 
 	mu      sync.Mutex
 	muted   bool
+	camOff  bool
+	deaf    bool
+	volume  int
 	presses []string
 	p       device.Provisioning
 	info    device.TokenInfo
@@ -43,7 +46,8 @@ var _ device.Controller = (*Controller)(nil)
 func (c *Controller) Status(context.Context) device.Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := device.Status{State: device.StateUnprovisioned.String(), MicMuted: c.muted, LED: c.muted, Hal: c.Hal}
+	st := device.Status{State: device.StateUnprovisioned.String(), MicMuted: c.muted, LED: c.muted, Hal: c.Hal,
+		CameraOff: c.camOff, SpeakerMute: c.deaf, Volume: c.volume}
 	if st.Hal == "" {
 		st.Hal = "fake"
 	}
@@ -54,11 +58,32 @@ func (c *Controller) Status(context.Context) device.Status {
 	return st
 }
 
-// SetMicMuted sets the mute state, and with it the LED.
-func (c *Controller) SetMicMuted(_ context.Context, muted bool) error {
+// SetMuted sets a mute state; the LED follows the mic.
+func (c *Controller) SetMuted(_ context.Context, t device.Target, muted bool) error {
+	if _, err := device.ParseTarget(string(t)); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.muted = muted
+	switch t {
+	case device.TargetMic:
+		c.muted = muted
+	case device.TargetCamera:
+		c.camOff = muted
+	case device.TargetSpeaker:
+		c.deaf = muted
+	}
+	return nil
+}
+
+// SetVolume sets the speaker volume, refusing values outside 0..device.MaxVolume.
+func (c *Controller) SetVolume(_ context.Context, v int) error {
+	if err := device.ValidVolume(v); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.volume = v
 	return nil
 }
 
