@@ -30,6 +30,9 @@ type Config struct {
 	URL           string    `json:"url,omitempty"`
 	Token         string    `json:"token,omitempty"`
 	ProvisionedAt time.Time `json:"provisioned_at,omitzero"`
+	// AdminPasswordHash is the bcrypt hash of the control page's admin password, set by a
+	// signed provisioning token. Empty: the page takes the device's setup code.
+	AdminPasswordHash string `json:"admin_password_hash,omitempty"`
 }
 
 // Provisioned reports whether c names a room server and an access token.
