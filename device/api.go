@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,9 @@ type Status struct {
 	Joins        int      `json:"joins,omitempty"`   // successful joins since start (>1: it rejoined)
 	Resumes      int      `json:"resumes,omitempty"` // signal connections resumed in the current join
 	Hal          string   `json:"hal"`
+	DeviceID     string   `json:"device_id"`
+	Name         string   `json:"name,omitempty"`      // display name from provisioning
+	FleetKey     string   `json:"fleet_key,omitempty"` // fingerprint of the trusted fleet key
 }
 
 // Provisioning is what an operator gives the device to join its room: either the room
@@ -119,4 +123,9 @@ type Options struct {
 	StateDir string
 	HTTPAddr string
 	Logger   *slog.Logger
+	// FleetKey is the fleet key the image pins; nil: trust on first use.
+	FleetKey ed25519.PublicKey
+	// ProvisionFile is a provisioning token file (on the boot partition) consumed at start:
+	// read, applied, deleted. Empty: none.
+	ProvisionFile string
 }

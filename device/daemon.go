@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 
+	"roombox/fleet"
 	"roombox/hal"
 	"roombox/hal/sim"
 	"roombox/media"
@@ -40,7 +43,8 @@ type daemon struct {
 	videoTrack *webrtc.TrackLocalStaticSample
 	audioTrack *webrtc.TrackLocalStaticSample
 
-	room *roomLink
+	room  *roomLink
+	trust Trust
 
 	mu    sync.Mutex
 	cfg   Config
@@ -60,7 +64,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d := &daemon{log: log, store: store}
+	d := &daemon{log: log, store: store, trust: Trust{FleetKey: opts.FleetKey}}
+	if d.trust.DeviceID, err = store.DeviceID(); err != nil {
+		return err
+	}
 	if err := d.load(); err != nil {
 		return err
 	}
@@ -74,8 +81,12 @@ func Run(ctx context.Context, opts Options) error {
 	defer d.closeEncoders()
 	// Mutes are applied before any media is read: a muted device is muted from its first sample.
 	d.apply(d.saved)
-
+	d.applyConfig(d.cfg)
 	d.room = newRoomLink(d, log)
+	if opts.ProvisionFile != "" {
+		d.consumeProvisionFile(ctx, opts.ProvisionFile)
+	}
+
 	web, err := newWebServer(d, store, opts.HTTPAddr, log)
 	if err != nil {
 		return err
@@ -307,16 +318,67 @@ func (d *daemon) buttonAction(ctx context.Context, button string) error {
 
 // Provision validates and stores new provisioning, then (re)joins with it.
 func (d *daemon) Provision(ctx context.Context, p Provisioning) error {
-	cfg, info, err := d.store.Provision(p, time.Now())
+	cfg, info, err := d.store.Provision(p, d.trust, time.Now())
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
 	d.cfg, d.info = cfg, info
 	d.mu.Unlock()
-	d.log.Info("provisioned", "url", p.URL, "room", info.Room, "identity", info.Identity)
+	d.applyConfig(cfg)
+	args := []any{"url", cfg.URL, "room", info.Room, "identity", info.Identity}
+	if p.Signed != "" {
+		args = append(args, "signed_by", fleet.Fingerprint(cfg.Fleet.Key), "name", cfg.Name)
+	}
+	if cfg.TokenEndpoint != "" {
+		args = append(args, "token_endpoint", cfg.TokenEndpoint)
+	}
+	d.log.Info("provisioned", args...)
 	d.room.reprovisioned()
 	return nil
+}
+
+// applyConfig applies provisioned media settings.
+func (d *daemon) applyConfig(cfg Config) {
+	bps := videoBPS
+	if cfg.Media.VideoBitrate > 0 {
+		bps = cfg.Media.VideoBitrate
+	}
+	if err := d.video.SetBitrate(bps); err != nil {
+		d.log.Warn("video bitrate", "err", err)
+	}
+}
+
+// setTokenInfo records the access token the room client is using, for Status.
+func (d *daemon) setTokenInfo(info TokenInfo) {
+	d.mu.Lock()
+	d.info = info
+	d.mu.Unlock()
+}
+
+// consumeProvisionFile applies a provisioning token left on the boot partition and
+// deletes it. A token that is refused is renamed to PATH.rejected, so it is neither
+// retried at every boot nor lost to the operator.
+func (d *daemon) consumeProvisionFile(ctx context.Context, path string) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err == nil {
+		err = d.Provision(ctx, Provisioning{Signed: strings.TrimSpace(string(data))})
+	}
+	if err != nil {
+		d.log.Error("provisioning file refused", "file", path, "err", err)
+		if rerr := os.Rename(path, path+".rejected"); rerr != nil {
+			d.log.Error("provisioning file", "file", path, "err", rerr)
+		}
+		return
+	}
+	if err := os.Remove(path); err != nil {
+		d.log.Error("provisioning file applied but not deleted", "file", path, "err", err)
+		return
+	}
+	d.log.Info("provisioning file applied and deleted", "file", path)
 }
 
 func (d *daemon) provisioning() (Config, TokenInfo) {
@@ -340,6 +402,14 @@ func (d *daemon) Status(ctx context.Context) Status {
 		Volume:      d.saved.SpeakerVolume(),
 		LED:         d.led,
 		Hal:         d.board.Name,
+		DeviceID:    d.trust.DeviceID,
+		Name:        cfg.Name,
+	}
+	switch {
+	case d.trust.FleetKey != nil:
+		st.FleetKey = fleet.Fingerprint(d.trust.FleetKey)
+	case len(cfg.Fleet.Key) > 0:
+		st.FleetKey = fleet.Fingerprint(cfg.Fleet.Key)
 	}
 	d.mu.Unlock()
 	d.room.fillStatus(&st)

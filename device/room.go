@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
+	"time"
 
 	"github.com/livekit/protocol/livekit"
 
@@ -104,7 +106,7 @@ func (r *roomLink) run(ctx context.Context) error {
 		}
 		room := signaling.NewRoom(signaling.RoomOptions{
 			URL:            cfg.URL,
-			Tokens:         signaling.StaticToken(cfg.Token),
+			Tokens:         r.tokens(cfg),
 			Logger:         r.log.With("component", "signaling"),
 			OnEvent:        r.onEvent,
 			SubscribeAudio: true,
@@ -132,6 +134,16 @@ func (r *roomLink) run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// tokens is where the room client gets access tokens: the provisioned one, or fresh ones
+// from the fleet's token endpoint.
+func (r *roomLink) tokens(cfg Config) signaling.TokenSource {
+	if cfg.TokenEndpoint == "" {
+		return signaling.StaticToken(cfg.Token)
+	}
+	return &endpointTokens{url: cfg.TokenEndpoint, credential: cfg.Credential, hc: http.DefaultClient,
+		now: time.Now, onToken: r.d.setTokenInfo}
 }
 
 // setMuted tells the room about a track's mute; a room not joined yet publishes the
@@ -168,6 +180,11 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 			r.log.Info("muted by the room", "target", t)
 			if err := r.d.SetMuted(context.Background(), t, true); err != nil {
 				r.log.Error("moderator mute", "target", t, "err", err)
+			}
+		} else if cfg, _ := r.d.provisioning(); cfg.Media.AllowRemoteUnmute {
+			r.log.Info("unmuted by the room (allowed by provisioning)", "target", t)
+			if err := r.d.SetMuted(context.Background(), t, false); err != nil {
+				r.log.Error("remote unmute", "target", t, "err", err)
 			}
 		} else {
 			// Privacy: a remote unmute is never obeyed without a local press.

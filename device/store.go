@@ -26,20 +26,39 @@ const storeVersion = 1
 
 // Config is the device's provisioning as stored in config.json.
 type Config struct {
-	Version       int       `json:"version"`
-	URL           string    `json:"url,omitempty"`
+	Version int    `json:"version"`
+	URL     string `json:"url,omitempty"`
+	// Token is a LiveKit access token; or, instead, the device fetches fresh ones from
+	// TokenEndpoint with Credential.
 	Token         string    `json:"token,omitempty"`
+	TokenEndpoint string    `json:"token_endpoint,omitempty"`
+	Credential    string    `json:"credential,omitempty"`
 	ProvisionedAt time.Time `json:"provisioned_at,omitzero"`
+	Name          string    `json:"name,omitempty"` // display name
 	// AdminPasswordHash is the bcrypt hash of the control page's admin password, set by a
 	// signed provisioning token. Empty: the page takes the device's setup code.
 	AdminPasswordHash string `json:"admin_password_hash,omitempty"`
+	Media             Media  `json:"media,omitzero"`
+	Fleet             Fleet  `json:"fleet,omitzero"`
 }
 
-// Provisioned reports whether c names a room server and an access token.
-func (c Config) Provisioned() bool { return c.URL != "" && c.Token != "" }
+// Media are the media settings provisioning may set; zero values keep the defaults.
+type Media struct {
+	VideoBitrate      int  `json:"video_bitrate,omitempty"`
+	AllowRemoteUnmute bool `json:"allow_remote_unmute,omitempty"`
+}
 
-// Provisioning returns the URL and token of c.
-func (c Config) Provisioning() Provisioning { return Provisioning{URL: c.URL, Token: c.Token} }
+// Fleet is what the device remembers of signed provisioning: the key it trusts since its
+// first signed token (trust on first use, when the image pins none) and which tokens it
+// applied, so a replayed or older one is refused. Plain provisioning keeps it.
+type Fleet struct {
+	Key      []byte    `json:"key,omitempty"` // Ed25519 public key pinned on first use
+	IssuedAt time.Time `json:"issued_at,omitzero"`
+	Applied  []string  `json:"applied,omitempty"` // token ids (jti), newest last, bounded
+}
+
+// Provisioned reports whether c names a room server and a way to get access tokens.
+func (c Config) Provisioned() bool { return c.URL != "" && (c.Token != "" || c.TokenEndpoint != "") }
 
 // SavedState is the runtime state kept in state.json across restarts and reboots.
 type SavedState struct {
@@ -72,7 +91,7 @@ func (st SavedState) SpeakerVolume() int {
 // (temporary file, fsync, rename, fsync directory). A Store is safe for concurrent use.
 type Store struct {
 	dir string
-	mu  sync.Mutex // serializes writes
+	mu  sync.Mutex // serializes writes, and Provision's read-modify-write
 }
 
 // OpenStore returns the store of the existing state directory dir.
@@ -165,15 +184,21 @@ func (s *Store) SaveState(st SavedState) error {
 	return s.save(StateFile, st)
 }
 
-// Provision validates p at now and, if it is usable, stores it as the configuration and
-// returns what it stored. On error the stored configuration is unchanged.
-func (s *Store) Provision(p Provisioning, now time.Time) (Config, TokenInfo, error) {
-	info, err := ValidateProvisioning(p, now)
+// Provision validates p at now against the stored configuration and trust, and, if it is
+// usable, stores the resulting configuration and returns it. On error nothing stored changes.
+func (s *Store) Provision(p Provisioning, trust Trust, now time.Time) (Config, TokenInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := s.LoadConfig()
 	if err != nil {
 		return Config{}, TokenInfo{}, err
 	}
-	c := Config{Version: storeVersion, URL: p.URL, Token: p.Token, ProvisionedAt: now.UTC()}
-	if err := s.SaveConfig(c); err != nil {
+	c, info, err := nextConfig(cur, p, trust, now)
+	if err != nil {
+		return Config{}, TokenInfo{}, err
+	}
+	c.Version = storeVersion
+	if err := s.saveLocked(ConfigFile, c); err != nil {
 		return Config{}, TokenInfo{}, err
 	}
 	return c, info, nil
@@ -213,13 +238,17 @@ func (s *Store) load(name string, v any) (bool, error) {
 }
 
 func (s *Store) save(name string, v any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saveLocked(name, v)
+}
+
+func (s *Store) saveLocked(name string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("device: encode %s: %w", name, err)
 	}
 	data = append(data, '\n')
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := atomicfile.WriteFile(filepath.Join(s.dir, name), data, 0o600); err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			return fmt.Errorf("device: save %s: state dir %q is not writable: %w", name, s.dir, err)

@@ -6,18 +6,13 @@ import (
 	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
-
-	"roombox/internal/atomicfile"
 )
 
 // SetupCodeFile holds the per-device code that guards the page until an admin password is
@@ -55,16 +50,8 @@ func (w *webServer) addr() string { return w.ln.Addr().String() }
 
 // loadSetupCode reads the device's setup code, creating it on first start.
 func loadSetupCode(dir string) (string, error) {
-	path := filepath.Join(dir, SetupCodeFile)
-	b, err := os.ReadFile(path)
-	if err == nil && len(strings.TrimSpace(string(b))) >= 8 {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("device: setup code: %w", err)
-	}
-	code := rand.Text()[:12]
-	if err := atomicfile.WriteFile(path, []byte(code+"\n"), 0o600); err != nil {
+	code, err := loadOrCreate(filepath.Join(dir, SetupCodeFile), func() string { return rand.Text()[:12] })
+	if err != nil {
 		return "", fmt.Errorf("device: setup code: %w", err)
 	}
 	return code, nil

@@ -89,7 +89,7 @@ func TestVideoPipeline(t *testing.T) {
 	out := &hookWriter{}
 	v := NewVideo(cam, enc, out)
 
-	const black = 31 // the sample sent while the camera is off
+	const black = 31  // the sample sent while the camera is off
 	var seqs []uint64 // Seq of the frame captured for each sample
 	var offFrom, offTo uint64
 	cam.hook = func(f *hal.Frame) {

@@ -46,6 +46,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := stateDirFlag(fs)
 	addr := fs.String("http", "", "control page `address` (default 127.0.0.1:8080 with --hal sim, :80 otherwise)")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	keyFile := fleetKeyFlag(fs)
+	provisionFile := fs.String("provision-file", "", "provisioning token `file` (on the boot partition) applied and deleted at start")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -63,11 +65,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *addr == "" {
 		*addr = defaultHTTP(*hal)
 	}
+	key, err := loadFleetKey(*keyFile)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	err = runDaemon(ctx, device.Options{Hal: *hal, StateDir: *dir, HTTPAddr: *addr, Logger: log})
+	err = runDaemon(ctx, device.Options{Hal: *hal, StateDir: *dir, HTTPAddr: *addr, Logger: log,
+		FleetKey: key, ProvisionFile: *provisionFile})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // stopped by a signal: a clean exit
 	}

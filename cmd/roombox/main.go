@@ -29,12 +29,13 @@ type verb struct {
 
 func verbs() []verb {
 	return []verb{
-		{"run", "[--hal sim|linux] [--state-dir DIR] [--http ADDR]", "run the daemon", cmdRun},
-		{"provision", "[--state-dir DIR] --url WS_URL --token LIVEKIT_JWT", "give the device its room server and access token", cmdProvision},
+		{"run", "[--hal sim|linux] [--state-dir DIR] [--http ADDR] [--fleet-key FILE] [--provision-file FILE]", "run the daemon", cmdRun},
+		{"provision", "[--state-dir DIR] [--fleet-key FILE] PROVISIONING_TOKEN | --url WS_URL --token LIVEKIT_JWT", "give the device a signed provisioning token, or a room server and access token", cmdProvision},
 		{"status", "[--state-dir DIR]", "print the daemon's status as JSON", cmdStatus},
 		{"mute", "[--state-dir DIR] [mic|camera|speaker]", "mute the microphone (or turn the camera off, or the speaker)", cmdMute(true)},
 		{"unmute", "[--state-dir DIR] [mic|camera|speaker]", "unmute the microphone (or the camera, or the speaker)", cmdMute(false)},
 		{"press", "BUTTON [--state-dir DIR]", "press and release a button, exactly like hardware", cmdPress},
+		{"fleet", "keygen [--out DIR] | sign --key FILE --url WS_URL (--livekit-token JWT | --token-endpoint URL --credential C) [--device ID] [--ttl D] [--name N] [--admin-password P]", "make a fleet key and sign provisioning tokens with it", cmdFleet},
 		{"token", "--api-key K --api-secret S --room R --identity I [--ttl D] [--name N]", "mint a LiveKit access token (development helper)", cmdToken},
 	}
 }

@@ -80,10 +80,11 @@ func TestProvisionBadInput(t *testing.T) {
 		{"broken token", []string{"--url", "wss://lk.example.com", "--token", "aaa.bbb.ccc"}, 1, "provisioning token: malformed"},
 		{"token without room", []string{"--url", "wss://lk.example.com", "--token", mint(t, "", "box")}, 1, "names no room"},
 		{"http url", []string{"--url", "http://lk.example.com", "--token", good}, 1, `provisioning url "http://lk.example.com": scheme must be ws or wss`},
-		{"signed token form", []string{"PROVISIONING-TOKEN"}, 1, "signed provisioning tokens are not supported yet"},
+		{"signed token garbage", []string{"PROVISIONING-TOKEN"}, 1, "provisioning signed token: refused: fleet: malformed provisioning token: not a JWS"},
+		{"signed token and url", []string{"a.b.c", "--url", "wss://lk.example.com"}, 2, "not both"},
 		{"no token", []string{"--url", "wss://lk.example.com"}, 2, "--token is required"},
 		{"no url", []string{"--token", good}, 2, "--url is required"},
-		{"two positionals", []string{"a", "b"}, 2, "unexpected arguments"},
+		{"two positionals", []string{"a", "b"}, 2, "want one PROVISIONING_TOKEN, got 2 arguments"},
 		{"unknown flag", []string{"--room", "x"}, 2, "flag provided but not defined: -room"},
 	}
 	for _, tt := range tests {

@@ -16,42 +16,52 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	dir := stateDirFlag(fs)
 	url := fs.String("url", "", "room server `URL`, ws:// or wss://")
 	token := fs.String("token", "", "LiveKit access `token` (JWT) naming the room and the device's identity")
+	keyFile := fleetKeyFlag(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
+	var p device.Provisioning
 	switch {
-	case len(pos) == 1:
-		return errors.New("provision: signed provisioning tokens are not supported yet; use --url WS_URL --token LIVEKIT_JWT")
 	case len(pos) > 1:
-		return usageError{fs: fs, err: fmt.Errorf("provision: unexpected arguments %q", pos)}
+		return usageError{fs: fs, err: fmt.Errorf("provision: want one PROVISIONING_TOKEN, got %d arguments", len(pos))}
+	case len(pos) == 1 && (*url != "" || *token != ""):
+		return usageError{fs: fs, err: errors.New("provision: give either a PROVISIONING_TOKEN or --url and --token, not both")}
+	case len(pos) == 1:
+		p.Signed = strings.TrimSpace(pos[0])
 	case *url == "" && *token == "":
-		return usageError{fs: fs, err: errors.New("provision: --url and --token are required")}
+		return usageError{fs: fs, err: errors.New("provision: want a PROVISIONING_TOKEN, or --url and --token")}
 	case *url == "":
 		return usageError{fs: fs, err: errors.New("provision: --url is required")}
 	case *token == "":
 		return usageError{fs: fs, err: errors.New("provision: --token is required")}
+	default:
+		// White space is never part of a URL or a JWT; it is an artefact of pasting.
+		p = device.Provisioning{URL: strings.TrimSpace(*url), Token: strings.TrimSpace(*token)}
+		if _, err := device.ValidateProvisioning(p, time.Now()); err != nil {
+			return err
+		}
 	}
-	// White space is never part of a URL or a JWT; it is an artefact of pasting.
-	p := device.Provisioning{URL: strings.TrimSpace(*url), Token: strings.TrimSpace(*token)}
-	now := time.Now()
-	info, err := device.ValidateProvisioning(p, now)
-	if err != nil {
-		return err
-	}
-	what := fmt.Sprintf("room %q as %q on %s (token expires %s)", info.Room, info.Identity, p.URL, info.Expires.UTC().Format(time.RFC3339))
 
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = device.Dial(*dir).Provision(cctx, p)
 	switch {
 	case err == nil:
-		fmt.Fprintf(stdout, "provisioned through the running daemon: %s\n", what)
+		st, serr := device.Dial(*dir).Status(cctx)
+		if serr != nil {
+			return serr
+		}
+		fmt.Fprintf(stdout, "provisioned through the running daemon: %s\n", describe(st.URL, st.Room, st.Identity))
 		return nil
 	case !errors.Is(err, device.ErrDaemonNotRunning):
 		return err
 	}
-	// No daemon: store it for the next start.
+	// No daemon: store it for the next start, checked against the same trust it would use.
+	trust, err := loadFleetKey(*keyFile)
+	if err != nil {
+		return err
+	}
 	if err := device.CreateStateDir(*dir); err != nil {
 		return err
 	}
@@ -59,9 +69,22 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if _, _, err := store.Provision(p, now); err != nil {
+	id, err := store.DeviceID()
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "provisioned: %s\nstored in %s/%s; the daemon is not running and will use it when it starts\n", what, *dir, device.ConfigFile)
+	cfg, info, err := store.Provision(p, device.Trust{FleetKey: trust, DeviceID: id}, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "provisioned: %s\nstored in %s/%s; the daemon is not running and will use it when it starts\n",
+		describe(cfg.URL, info.Room, info.Identity), *dir, device.ConfigFile)
 	return nil
+}
+
+func describe(url, room, identity string) string {
+	if room == "" { // a token endpoint: the room is known at the first join
+		return fmt.Sprintf("room server %s", url)
+	}
+	return fmt.Sprintf("room %q as %q on %s", room, identity, url)
 }

@@ -82,10 +82,12 @@ type daemon struct {
 
 var pageURLRe = regexp.MustCompile(`msg="control page" url=(\S+)`)
 
-func startDaemon(t testing.TB, bin, stateDir string) *daemon {
+// startDaemon starts `roombox run` on the sim board with extra flags appended.
+func startDaemon(t testing.TB, bin, stateDir string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{pageURL: make(chan string, 1), done: make(chan struct{})}
-	d.cmd = exec.Command(bin, "run", "--hal", "sim", "--state-dir", stateDir, "--http", "127.0.0.1:0")
+	args := append([]string{"run", "--hal", "sim", "--state-dir", stateDir, "--http", "127.0.0.1:0"}, extra...)
+	d.cmd = exec.Command(bin, args...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
