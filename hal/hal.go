@@ -6,6 +6,7 @@ package hal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -84,18 +85,56 @@ const (
 	ButtonVolumeDown = "volume-down"
 )
 
-// ButtonEvent is one edge of a button.
+// ButtonKind says what happened to a button. The zero value is unset: a raw source may
+// report only Pressed.
+type ButtonKind uint8
+
+// Kinds of button events.
+const (
+	Press     ButtonKind = 1 // the button went down
+	Release   ButtonKind = 2 // the button went up
+	LongPress ButtonKind = 3 // the button has been held down for the long-press time; once per press
+	Repeat    ButtonKind = 4 // the button is still held; periodic, for buttons that auto-repeat
+)
+
+func (k ButtonKind) String() string {
+	switch k {
+	case Press:
+		return "press"
+	case Release:
+		return "release"
+	case LongPress:
+		return "long-press"
+	case Repeat:
+		return "repeat"
+	}
+	return fmt.Sprintf("ButtonKind(%d)", uint8(k))
+}
+
+// ButtonEvent is one event of a button: an edge (Press, Release) or, from a debouncer such
+// as hal/button, a LongPress or Repeat while it is held.
 type ButtonEvent struct {
-	Button  string
-	Pressed bool // true on press, false on release
+	Button string
+	Kind   ButtonKind
+	// Pressed is true for a Press and false for every other kind, so code that acts on
+	// Pressed acts once per press.
+	Pressed bool
 	Time    time.Time
 }
 
-// Buttons delivers edges of all the board's buttons.
+// Buttons delivers events of all the board's buttons.
 type Buttons interface {
-	// ReadEvent blocks until the next edge or ctx ends.
+	// ReadEvent blocks until the next event or ctx ends.
 	ReadEvent(ctx context.Context) (ButtonEvent, error)
 	Names() []string
+}
+
+// Clock is a time source that tests can replace (hal/sim has a real, a fake and an instant
+// one). Wait must honour ctx: it returns ctx.Err() as soon as ctx ends, never sleeping past it.
+type Clock interface {
+	Now() time.Time
+	// Wait blocks until the clock reaches t or ctx ends.
+	Wait(ctx context.Context, t time.Time) error
 }
 
 // LED is a single on/off indicator (the mute LED).

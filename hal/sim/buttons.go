@@ -42,8 +42,8 @@ func (b *Buttons) Press(ctx context.Context, name string) error {
 	if !slices.Contains(b.names, name) {
 		return fmt.Errorf("%w %q (buttons: %s)", ErrUnknownButton, name, strings.Join(b.names, ", "))
 	}
-	for _, pressed := range []bool{true, false} {
-		ev := hal.ButtonEvent{Button: name, Pressed: pressed, Time: b.clock.Now()}
+	for _, kind := range []hal.ButtonKind{hal.Press, hal.Release} {
+		ev := hal.ButtonEvent{Button: name, Kind: kind, Pressed: kind == hal.Press, Time: b.clock.Now()}
 		select {
 		case b.events <- ev:
 		case <-ctx.Done():

@@ -5,15 +5,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"roombox/hal"
 )
 
-// Clock is the time source of the simulated devices. Wait must honour ctx: it returns
-// ctx.Err() as soon as ctx ends, never sleeping past it.
-type Clock interface {
-	Now() time.Time
-	// Wait blocks until the clock reaches t or ctx ends.
-	Wait(ctx context.Context, t time.Time) error
-}
+// Clock is the time source of the simulated devices: hal.Clock, which RealClock, FakeClock
+// and InstantClock implement.
+type Clock = hal.Clock
 
 // RealClock is the wall clock. Its Wait reuses pooled timers, so pacing loops allocate nothing.
 type RealClock struct{}

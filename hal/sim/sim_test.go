@@ -428,13 +428,13 @@ func TestButtons(t *testing.T) {
 		if err := b.Buttons.Press(ctx, name); err != nil {
 			t.Fatal(err)
 		}
-		for _, pressed := range []bool{true, false} {
+		for _, kind := range []hal.ButtonKind{hal.Press, hal.Release} {
 			ev, err := b.Buttons.ReadEvent(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ev != (hal.ButtonEvent{Button: name, Pressed: pressed, Time: t0}) {
-				t.Fatalf("event %+v, want %s pressed=%v", ev, name, pressed)
+			if ev != (hal.ButtonEvent{Button: name, Kind: kind, Pressed: kind == hal.Press, Time: t0}) {
+				t.Fatalf("event %+v, want %s %v", ev, name, kind)
 			}
 		}
 	}
