@@ -285,7 +285,9 @@ func (d *daemon) watchButtons(ctx context.Context) error {
 			}
 			return err
 		}
-		if !ev.Pressed {
+		// A press acts; held volume keys step again on each Repeat (from hal/button).
+		volume := ev.Button == hal.ButtonVolumeUp || ev.Button == hal.ButtonVolumeDown
+		if !ev.Pressed && !(volume && ev.Kind == hal.Repeat) {
 			continue
 		}
 		if err := d.buttonAction(ctx, ev.Button); err != nil {
