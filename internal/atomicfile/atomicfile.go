@@ -8,10 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
+
+// tempInfix marks temporary files: ".NAME" + tempInfix + a random suffix.
+const tempInfix = ".tmp-"
 
 // write is the data-writing step, replaceable by tests to simulate a failing disk.
 var write = func(f *os.File, data []byte) (int, error) { return f.Write(data) }
@@ -27,7 +32,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := os.CreateTemp(dir, "."+base+tempInfix+"*")
 	if err != nil {
 		return fmt.Errorf("atomicfile: write %s: %w", path, err)
 	}
@@ -57,6 +62,56 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 		// The rename happened: the new content is in place but its directory entry may not
 		// be on stable storage yet. Report it; the temporary file is gone already.
 		return fmt.Errorf("atomicfile: write %s: sync directory: %w", path, err)
+	}
+	return nil
+}
+
+// Link makes newpath a hard link to the file at oldpath, atomically replacing what newpath
+// was: a reader of newpath sees its old file or the new link, never neither. The link is
+// made under a temporary name in newpath's directory, renamed over newpath, and the
+// directory is flushed. Both paths must be in the same directory.
+func Link(oldpath, newpath string) (err error) {
+	dir, base := filepath.Split(newpath)
+	if dir == "" {
+		dir = "."
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf(".%s%s%d", base, tempInfix, rand.Uint64()))
+	if err := os.Link(oldpath, tmp); err != nil {
+		return fmt.Errorf("atomicfile: link %s: %w", newpath, err)
+	}
+	if err := os.Rename(tmp, newpath); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("atomicfile: link %s: %w", newpath, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("atomicfile: link %s: sync directory: %w", newpath, err)
+	}
+	return nil
+}
+
+// RemoveTemps removes the temporary files that WriteFile and Link left beside path when
+// their process died mid-way (a crash or power cut leaves them; nothing else removes them).
+// Call it only while no other process writes path: it would remove that writer's file.
+func RemoveTemps(path string) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("atomicfile: remove temporary files of %s: %w", path, err)
+	}
+	prefix := "." + base + tempInfix
+	var errs []error
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("atomicfile: remove temporary files of %s: %w", path, err)
 	}
 	return nil
 }

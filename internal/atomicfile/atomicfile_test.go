@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -133,5 +134,64 @@ func checkNoTemps(t *testing.T, dir string) {
 		if strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
+	}
+}
+
+func TestLinkReplacesAtomically(t *testing.T) {
+	dir := t.TempDir()
+	cur, keep := filepath.Join(dir, "state.json"), filepath.Join(dir, "state.json.last-good")
+	if err := WriteFile(cur, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Link(cur, keep); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(cur, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, keep, "one", 0o600)
+	if err := Link(cur, keep); err != nil { // replaces the older copy
+		t.Fatal(err)
+	}
+	checkFile(t, keep, "two", 0o600)
+	a, _ := os.Stat(cur)
+	b, _ := os.Stat(keep)
+	if !os.SameFile(a, b) {
+		t.Error("Link made a copy, not a hard link")
+	}
+
+	err := Link(filepath.Join(dir, "missing"), keep)
+	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "atomicfile: ") {
+		t.Errorf("Link of a missing file: %v", err)
+	}
+	checkFile(t, keep, "two", 0o600)
+	checkNoTemps(t, dir)
+}
+
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	// What a writer killed before its rename leaves, and files that are not its temporaries.
+	stale := []string{".state.json.tmp-123", ".state.json.tmp-4567"}
+	kept := []string{"state.json", ".state.json.last-good.tmp-1", ".config.json.tmp-1", "state.json.tmp-1"}
+	for _, name := range append(stale, kept...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemoveTemps(path); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	slices.Sort(kept)
+	if !slices.Equal(got, kept) {
+		t.Errorf("after RemoveTemps the directory holds %q, want %q", got, kept)
+	}
+	if err := RemoveTemps(filepath.Join(dir, "missing", "f")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("RemoveTemps in a missing directory: %v", err)
 	}
 }
