@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,53 @@ const (
 	StateFile  = "state.json"   // SavedState: runtime state that survives restarts
 	SocketFile = "roombox.sock" // the LocalAPI unix socket, mode 0600
 )
+
+// Beside each store file NAME, mode 0600 like it.
+const (
+	// LastGoodSuffix: NAME.last-good is the file NAME replaced by its latest save, if that
+	// one decoded; a corrupt NAME is recovered from it.
+	LastGoodSuffix = ".last-good"
+	// CorruptSuffix: NAME.corrupt is the latest corrupt NAME, kept for inspection.
+	CorruptSuffix = ".corrupt"
+)
+
+// CorruptError reports a store file that could not be decoded, and what the store did: it
+// kept the file aside and restored the last good copy, or, with no usable copy, removed the
+// file so the device starts from defaults. Either way the next start finds a clean file.
+type CorruptError struct {
+	Path  string // the corrupt file
+	Err   error  // what is wrong with it
+	Aside string // where it was kept; empty if it could not be
+	// LastGood is why the last good copy could not be used (wrapping fs.ErrNotExist if
+	// there is none); nil if it was used.
+	LastGood error
+	// Cleanup is a failure to move the corrupt file aside or restore the copy; the load
+	// result is still right, but the next start will find the corrupt file again.
+	Cleanup error
+}
+
+func (e *CorruptError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "device: %s: %v (", e.Path, e.Err)
+	if e.Aside != "" {
+		fmt.Fprintf(&b, "kept as %s; ", e.Aside)
+	}
+	switch {
+	case e.LastGood == nil:
+		fmt.Fprintf(&b, "using the last good copy %s", e.Path+LastGoodSuffix)
+	case errors.Is(e.LastGood, fs.ErrNotExist):
+		b.WriteString("no last good copy: using defaults")
+	default:
+		fmt.Fprintf(&b, "last good copy %s unusable: %v; using defaults", e.Path+LastGoodSuffix, e.LastGood)
+	}
+	if e.Cleanup != nil {
+		fmt.Fprintf(&b, "; %v", e.Cleanup)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
 
 // storeVersion is the version of config.json and state.json this build reads and writes.
 const storeVersion = 1
@@ -91,10 +139,12 @@ func (st SavedState) SpeakerVolume() int {
 // (temporary file, fsync, rename, fsync directory). A Store is safe for concurrent use.
 type Store struct {
 	dir string
-	mu  sync.Mutex // serializes writes, and Provision's read-modify-write
+	mu  sync.Mutex // serializes writes, loads that may recover a file, and Provision's read-modify-write
 }
 
-// OpenStore returns the store of the existing state directory dir.
+// OpenStore returns the store of the existing state directory dir. It removes the
+// temporary files a write killed mid-way left behind: only one process at a time uses a
+// store (the daemon, or the CLI when no daemon runs).
 func OpenStore(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("device: state dir not set")
@@ -105,6 +155,11 @@ func OpenStore(dir string) (*Store, error) {
 	}
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("device: state dir %q: not a directory", dir)
+	}
+	for _, name := range []string{ConfigFile, StateFile, ConfigFile + LastGoodSuffix, StateFile + LastGoodSuffix} {
+		if err := atomicfile.RemoveTemps(filepath.Join(dir, name)); err != nil {
+			return nil, fmt.Errorf("device: open store: %w", err)
+		}
 	}
 	return &Store{dir: dir}, nil
 }
@@ -152,36 +207,24 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) SocketPath() string { return filepath.Join(s.dir, SocketFile) }
 
 // LoadConfig reads config.json. A missing file is an unprovisioned device: the zero Config
-// and no error.
-func (s *Store) LoadConfig() (Config, error) {
-	var c Config
-	ok, err := s.load(ConfigFile, &c)
-	if err != nil || !ok {
-		return Config{}, err
-	}
-	return c, nil
-}
+// and no error. A corrupt one gives the last good copy (or the zero Config) and a
+// *CorruptError.
+func (s *Store) LoadConfig() (Config, error) { return load[Config](s, ConfigFile) }
 
 // SaveConfig writes c to config.json, mode 0600, atomically.
 func (s *Store) SaveConfig(c Config) error {
 	c.Version = storeVersion
-	return s.save(ConfigFile, c)
+	return save(s, ConfigFile, c)
 }
 
-// LoadState reads state.json. A missing file is the zero SavedState (mic not muted).
-func (s *Store) LoadState() (SavedState, error) {
-	var st SavedState
-	ok, err := s.load(StateFile, &st)
-	if err != nil || !ok {
-		return SavedState{}, err
-	}
-	return st, nil
-}
+// LoadState reads state.json. A missing file is the zero SavedState (mic not muted). A
+// corrupt one gives the last good copy (or the zero SavedState) and a *CorruptError.
+func (s *Store) LoadState() (SavedState, error) { return load[SavedState](s, StateFile) }
 
 // SaveState writes st to state.json atomically.
 func (s *Store) SaveState(st SavedState) error {
 	st.Version = storeVersion
-	return s.save(StateFile, st)
+	return save(s, StateFile, st)
 }
 
 // Provision validates p at now against the stored configuration and trust, and, if it is
@@ -189,7 +232,7 @@ func (s *Store) SaveState(st SavedState) error {
 func (s *Store) Provision(p Provisioning, trust Trust, now time.Time) (Config, TokenInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, err := s.LoadConfig()
+	cur, err := loadLocked[Config](s, ConfigFile)
 	if err != nil {
 		return Config{}, TokenInfo{}, err
 	}
@@ -198,58 +241,122 @@ func (s *Store) Provision(p Provisioning, trust Trust, now time.Time) (Config, T
 		return Config{}, TokenInfo{}, err
 	}
 	c.Version = storeVersion
-	if err := s.saveLocked(ConfigFile, c); err != nil {
+	if err := saveLocked(s, ConfigFile, c); err != nil {
 		return Config{}, TokenInfo{}, err
 	}
 	return c, info, nil
 }
 
-// load decodes file into v. It reports false if the file does not exist.
-func (s *Store) load(name string, v any) (bool, error) {
+// load reads and decodes the file name, recovering a corrupt one (see CorruptError).
+func load[T any](s *Store, name string) (T, error) {
+	// Held throughout: a save between reading a corrupt file and recovering it would be
+	// undone by the recovery.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return loadLocked[T](s, name)
+}
+
+func loadLocked[T any](s *Store, name string) (T, error) {
+	var zero T
 	path := filepath.Join(s.dir, name)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return zero, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("device: read %s: %w", path, err)
+		return zero, fmt.Errorf("device: read %s: %w", path, err)
 	}
+	v, err := decode[T](data)
+	if err == nil {
+		return v, nil
+	}
+	return recoverFile[T](path, data, err)
+}
+
+// recoverFile keeps the corrupt content of path aside, then replaces path with the last
+// good copy or, if there is none, removes it. The corrupt content is written aside as a
+// copy first, so a failure at any step leaves path as it was, never lost.
+func recoverFile[T any](path string, corrupt []byte, cause error) (T, error) {
+	ce := &CorruptError{Path: path, Err: cause}
+	if err := atomicfile.WriteFile(path+CorruptSuffix, corrupt, 0o600); err != nil {
+		ce.Cleanup = err
+	} else {
+		ce.Aside = path + CorruptSuffix
+	}
+	var v T
+	good, err := os.ReadFile(path + LastGoodSuffix)
+	if err == nil {
+		v, err = decode[T](good)
+	}
+	ce.LastGood = err
+	if ce.Cleanup != nil {
+		return v, ce
+	}
+	if ce.LastGood == nil {
+		ce.Cleanup = atomicfile.WriteFile(path, good, 0o600)
+	} else if err := os.Remove(path); err != nil {
+		ce.Cleanup = fmt.Errorf("remove: %w", err)
+	}
+	return v, ce
+}
+
+// decode checks the version of data, then decodes it into a T.
+func decode[T any](data []byte) (T, error) {
+	var v T
 	if len(bytes.TrimSpace(data)) == 0 {
-		return false, fmt.Errorf("device: %s: empty file, want a JSON object", path)
+		return v, errors.New("empty file, want a JSON object")
 	}
 	// Only the version first: a newer format may not decode into this build's types.
 	var hdr struct {
 		Version *int `json:"version"`
 	}
 	if err := json.Unmarshal(data, &hdr); err != nil {
-		return false, fmt.Errorf("device: %s: corrupt JSON: %w", path, err)
+		return v, fmt.Errorf("corrupt JSON: %w", err)
 	}
 	switch {
 	case hdr.Version == nil:
-		return false, fmt.Errorf("device: %s: no \"version\" field", path)
+		return v, errors.New(`no "version" field`)
 	case *hdr.Version != storeVersion:
-		return false, fmt.Errorf("device: %s: unsupported version %d (this build reads version %d)", path, *hdr.Version, storeVersion)
+		return v, fmt.Errorf("unsupported version %d (this build reads version %d)", *hdr.Version, storeVersion)
 	}
 	// Fields this build does not know are ignored: a downgrade must not brick the device.
-	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("device: %s: %w", path, err)
+	if err := json.Unmarshal(data, &v); err != nil {
+		var zero T // Unmarshal may have filled some fields
+		return zero, err
 	}
-	return true, nil
+	return v, nil
 }
 
-func (s *Store) save(name string, v any) error {
+// save writes v to the file name.
+func save[T any](s *Store, name string, v T) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.saveLocked(name, v)
+	return saveLocked(s, name, v)
 }
 
-func (s *Store) saveLocked(name string, v any) error {
+// saveLocked writes v to the file name. The file it replaces becomes the last good copy if
+// it decodes: a hard link, so no data is copied, and a corrupt file never displaces a good
+// copy.
+func saveLocked[T any](s *Store, name string, v T) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("device: encode %s: %w", name, err)
 	}
 	data = append(data, '\n')
-	if err := atomicfile.WriteFile(filepath.Join(s.dir, name), data, 0o600); err != nil {
+	path := filepath.Join(s.dir, name)
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if _, derr := decode[T](old); derr == nil {
+			err = atomicfile.Link(path, path+LastGoodSuffix)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		err = nil
+	}
+	if err == nil {
+		err = atomicfile.WriteFile(path, data, 0o600)
+	}
+	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			return fmt.Errorf("device: save %s: state dir %q is not writable: %w", name, s.dir, err)
 		}
