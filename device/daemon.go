@@ -126,11 +126,11 @@ func Run(ctx context.Context, opts Options) error {
 
 func (d *daemon) load() error {
 	cfg, err := d.store.LoadConfig()
-	if err != nil {
+	if err := d.recovered(err); err != nil {
 		return err
 	}
 	saved, err := d.store.LoadState()
-	if err != nil {
+	if err := d.recovered(err); err != nil {
 		return err
 	}
 	d.cfg, d.saved = cfg, saved
@@ -140,6 +140,16 @@ func (d *daemon) load() error {
 		d.info, _ = parseAccessToken(cfg.Token, time.Now())
 	}
 	return nil
+}
+
+// recovered logs a corrupt store file, whose recovered content the store returned, and
+// lets the daemon run with it: exiting would restart into the same error, a crash loop.
+func (d *daemon) recovered(err error) error {
+	if ce, ok := errors.AsType[*CorruptError](err); ok {
+		d.log.Error("state store: corrupt file recovered", "err", ce)
+		return nil
+	}
+	return err
 }
 
 func openBoard(name string) (*hal.Board, error) {
