@@ -160,3 +160,19 @@ func checkStoreFile(t *testing.T, path string, want []byte) {
 		t.Errorf("%s: mode %v, %v; want 0600", path, fi.Mode().Perm(), err)
 	}
 }
+
+func TestOpenStoreRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{".state.json.tmp-1", ".config.json.tmp-22", ".state.json.last-good.tmp-3", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := device.OpenStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "notes.txt" {
+		t.Errorf("after OpenStore the state dir holds %v, want only notes.txt", ents)
+	}
+}
