@@ -75,6 +75,13 @@ func Link(oldpath, newpath string) (err error) {
 	if dir == "" {
 		dir = "."
 	}
+	// Renaming a link over another link to the same file does nothing (POSIX), which would
+	// leave the temporary link behind.
+	if o, err := os.Stat(oldpath); err == nil {
+		if n, err := os.Lstat(newpath); err == nil && os.SameFile(o, n) {
+			return nil
+		}
+	}
 	tmp := filepath.Join(dir, fmt.Sprintf(".%s%s%d", base, tempInfix, rand.Uint64()))
 	if err := os.Link(oldpath, tmp); err != nil {
 		return fmt.Errorf("atomicfile: link %s: %w", newpath, err)

@@ -159,6 +159,10 @@ func TestLinkReplacesAtomically(t *testing.T) {
 	if !os.SameFile(a, b) {
 		t.Error("Link made a copy, not a hard link")
 	}
+	if err := Link(cur, keep); err != nil { // already linked
+		t.Fatal(err)
+	}
+	checkNoTemps(t, dir)
 
 	err := Link(filepath.Join(dir, "missing"), keep)
 	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "atomicfile: ") {
