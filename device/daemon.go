@@ -130,6 +130,12 @@ func (d *daemon) load() error {
 		return err
 	}
 	saved, err := d.store.LoadState()
+	if ce, ok := errors.AsType[*CorruptError](err); ok && ce.LastGood != nil {
+		// Privacy fails closed: with no good copy the device cannot know whether it was
+		// muted, so it starts with the mic muted and the camera off until someone unmutes.
+		saved.MicMuted, saved.CameraOff = true, true
+		d.log.Warn("state store: no good copy of the mute state; starting muted with the camera off")
+	}
 	if err := d.recovered(err); err != nil {
 		return err
 	}

@@ -35,3 +35,26 @@ func TestDaemonLoadRecoversCorruptState(t *testing.T) {
 		t.Errorf("log does not report the recovery:\n%s", logs.String())
 	}
 }
+
+// With no good copy of state.json the device cannot know its mute state: it starts muted,
+// with the camera off (privacy fails closed).
+func TestDaemonLoadCorruptStateWithoutCopyStartsMuted(t *testing.T) {
+	store, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(store.Dir(), StateFile), []byte(`garbage`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	d := &daemon{log: slog.New(slog.NewTextHandler(&logs, nil)), store: store}
+	if err := d.load(); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if !d.saved.MicMuted || !d.saved.CameraOff {
+		t.Errorf("saved state = %+v, want mic muted and camera off", d.saved)
+	}
+	if !strings.Contains(logs.String(), "starting muted with the camera off") {
+		t.Errorf("log does not say why it starts muted:\n%s", logs.String())
+	}
+}
