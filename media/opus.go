@@ -18,6 +18,9 @@ const (
 // bytes of a single frame plus the TOC byte).
 const maxOpusPacket = 1276
 
+// maxOpusSamples is the longest packet's duration in samples: 120 ms (RFC 6716 3.2.5).
+const maxOpusSamples = OpusSampleRate * 120 / 1000
+
 // OpusEncoder encodes 20 ms mono frames. It is not safe for concurrent use.
 type OpusEncoder struct {
 	enc *opus.Encoder
@@ -75,7 +78,7 @@ func NewOpusDecoder() (*OpusDecoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: opus decoder: %w", err)
 	}
-	return &OpusDecoder{dec: dec, pcm: make([]int16, OpusSampleRate*120/1000)}, nil
+	return &OpusDecoder{dec: dec, pcm: make([]int16, maxOpusSamples)}, nil
 }
 
 // Decode returns the samples of one packet, valid until the next call.
@@ -85,4 +88,26 @@ func (d *OpusDecoder) Decode(packet []byte) ([]int16, error) {
 		return nil, fmt.Errorf("media: opus decode: %w", err)
 	}
 	return d.pcm[:n], nil
+}
+
+// Conceal returns samples standing in for a lost packet of that many samples (a multiple
+// of 2.5 ms): recovered from the in-band FEC of next, the packet after the lost one, when
+// it is given and carries FEC, otherwise predicted by libopus's packet loss concealment,
+// which fades towards silence when repeated. Valid until the next call.
+func (d *OpusDecoder) Conceal(next []byte, samples int) ([]int16, error) {
+	if samples <= 0 || samples > len(d.pcm) {
+		return nil, fmt.Errorf("media: opus conceal: %d samples (want 1 to %d)", samples, len(d.pcm))
+	}
+	// libopus takes the duration from the buffer's capacity, not its length.
+	pcm := d.pcm[:samples:samples]
+	var err error
+	if len(next) > 0 {
+		err = d.dec.DecodeFEC(next, pcm)
+	} else {
+		err = d.dec.DecodePLC(pcm)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("media: opus conceal: %w", err)
+	}
+	return pcm, nil
 }

@@ -27,10 +27,11 @@ func energy(x []int16) float64 {
 	return e
 }
 
-// toneFrames returns n 20 ms frames of the simulated microphone's tone.
-func toneFrames(tb testing.TB, n int) [][]int16 {
+// toneFrames returns n 20 ms frames of the simulated microphone's tone at hz (0: its
+// default, 440 Hz).
+func toneFrames(tb testing.TB, hz float64, n int) [][]int16 {
 	tb.Helper()
-	b, err := sim.New(sim.Config{Clock: sim.NewInstantClock(t0)})
+	b, err := sim.New(sim.Config{ToneHz: hz, Clock: sim.NewInstantClock(t0)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestOpusRoundTripKeepsTone(t *testing.T) {
 	}
 	var out []int16
 	total := 0
-	for _, f := range toneFrames(t, 50) {
+	for _, f := range toneFrames(t, 0, 50) {
 		pkt, err := enc.Encode(f)
 		if err != nil {
 			t.Fatal(err)
@@ -96,7 +97,7 @@ func TestOpusEncodeAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frames := toneFrames(t, 10)
+	frames := toneFrames(t, 0, 10)
 	i := 0
 	if n := testing.AllocsPerRun(100, func() {
 		if _, err := enc.Encode(frames[i%len(frames)]); err != nil {
@@ -113,7 +114,7 @@ func BenchmarkOpusEncode20ms(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	frames := toneFrames(b, 50)
+	frames := toneFrames(b, 0, 50)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
