@@ -57,10 +57,7 @@ func rtpPacket(tb testing.TB, seq uint16, payload []byte) []byte {
 	return b
 }
 
-// toneDBFS is the amplitude of frequency hz in x, in dBFS (a full-scale sine reads 0).
-func toneDBFS(x []int16, hz float64) float64 {
-	return 20 * math.Log10(2*math.Sqrt(goertzel(x, hz))/float64(len(x))/32768+1e-12)
-}
+func toneDBFS(x []int16, hz float64) float64 { return sim.ToneDBFS(x, hz, OpusSampleRate) }
 
 // waitUntil polls cond; the playback runs on its own goroutines.
 func waitUntil(tb testing.TB, what string, cond func() bool) {

@@ -202,3 +202,20 @@ func abs(v int) int {
 	}
 	return v
 }
+
+// ToneDBFS measures the peak amplitude of one frequency in pcm, sampled at rate, in dBFS:
+// a full-scale sine at hz reads 0, the microphone's tone -10, silence MinDBFS. It is the
+// Goertzel algorithm; pcm should hold a whole number of the tone's cycles, or the reading
+// is a little low.
+func ToneDBFS(pcm []int16, hz float64, rate int) float64 {
+	if len(pcm) == 0 {
+		return MinDBFS
+	}
+	k := 2 * math.Cos(2*math.Pi*hz/float64(rate))
+	var s1, s2 float64
+	for _, v := range pcm {
+		s1, s2 = float64(v)+k*s1-s2, s1
+	}
+	power := s1*s1 + s2*s2 - k*s1*s2
+	return DBFS(2 * math.Sqrt(max(power, 0)) / float64(len(pcm)))
+}

@@ -334,6 +334,12 @@ func TestMicTone(t *testing.T) {
 		if db := sim.DBFS(math.Sqrt(sum / float64(len(pcm)))); math.Abs(db-(-13.01)) > 0.1 {
 			t.Errorf("%g Hz: tone RMS %.2f dBFS, want -13", hz, db)
 		}
+		if db := sim.ToneDBFS(pcm, hz, 48000); math.Abs(db-(-10)) > 0.01 {
+			t.Errorf("%g Hz: ToneDBFS reads %.3f, want the tone's peak, -10", hz, db)
+		}
+		if db := sim.ToneDBFS(pcm, hz*2, 48000); db > -60 {
+			t.Errorf("%g Hz: ToneDBFS at %g Hz reads %.1f, want nothing", hz, hz*2, db)
+		}
 	}
 }
 
