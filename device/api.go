@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"roombox/hal"
 )
 
 // State is the appliance's lifecycle state. Values are explicit because they appear in the
@@ -128,4 +130,6 @@ type Options struct {
 	// ProvisionFile is a provisioning token file (on the boot partition) consumed at start:
 	// read, applied, deleted. Empty: none.
 	ProvisionFile string
+	// board, set by tests in this package, runs the daemon on it instead of opening Hal.
+	board *hal.Board
 }

@@ -39,6 +39,8 @@ type daemon struct {
 	video *media.Video
 	audio *media.Audio
 	venc  *media.X264
+	// playback plays the room through the speaker; nil on a board without one.
+	playback *media.Playback
 
 	videoTrack *webrtc.TrackLocalStaticSample
 	audioTrack *webrtc.TrackLocalStaticSample
@@ -71,7 +73,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.load(); err != nil {
 		return err
 	}
-	if d.board, err = openBoard(opts.Hal); err != nil {
+	if d.board, err = openBoard(opts); err != nil {
 		return err
 	}
 	defer d.board.Close()
@@ -95,7 +97,7 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 7)
 	spawn := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -107,6 +109,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	spawn("video", d.video.Run)
 	spawn("audio", d.audio.Run)
+	if d.playback != nil {
+		spawn("speaker", d.playback.Run)
+	}
 	spawn("buttons", d.watchButtons)
 	spawn("room", d.room.run)
 	spawn("localapi", func(ctx context.Context) error { return ServeLocalAPI(ctx, store.Dir(), d, log) })
@@ -158,14 +163,17 @@ func (d *daemon) recovered(err error) error {
 	return err
 }
 
-func openBoard(name string) (*hal.Board, error) {
-	switch name {
+func openBoard(opts Options) (*hal.Board, error) {
+	if opts.board != nil {
+		return opts.board, nil
+	}
+	switch opts.Hal {
 	case "sim", "":
 		return sim.NewBoard(sim.Config{Width: simWidth, Height: simHeight, FPS: simFPS})
 	case "linux":
 		return nil, errors.New("device: the linux hal is not built yet (use --hal sim)")
 	}
-	return nil, fmt.Errorf("device: unknown hal %q (want sim or linux)", name)
+	return nil, fmt.Errorf("device: unknown hal %q (want sim or linux)", opts.Hal)
 }
 
 func (d *daemon) setupMedia() error {
@@ -183,6 +191,11 @@ func (d *daemon) setupMedia() error {
 		return err
 	}
 	d.video = media.NewVideo(d.board.Camera, d.venc, d.videoTrack)
+	if d.board.Speaker != nil {
+		if d.playback, err = media.NewPlayback(d.board.Speaker); err != nil {
+			return err
+		}
+	}
 	aenc, err := media.NewOpusEncoder(audioBPS)
 	if err != nil {
 		return err
@@ -204,6 +217,10 @@ func (d *daemon) closeEncoders() {
 func (d *daemon) apply(st SavedState) {
 	d.audio.SetMuted(st.MicMuted)
 	d.video.SetEnabled(!st.CameraOff)
+	if d.playback != nil {
+		d.playback.SetMuted(st.SpeakerMuted)
+		d.playback.SetVolume(st.SpeakerVolume())
+	}
 	if d.board.LED != nil {
 		if err := d.board.LED.Set(st.MicMuted); err != nil {
 			d.log.Warn("mute LED", "err", err)

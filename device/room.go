@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/livekit/protocol/livekit"
+	"github.com/pion/webrtc/v4"
 
 	"roombox/signaling"
 )
@@ -109,6 +110,7 @@ func (r *roomLink) run(ctx context.Context) error {
 			Tokens:         r.tokens(cfg),
 			Logger:         r.log.With("component", "signaling"),
 			OnEvent:        r.onEvent,
+			OnTrack:        r.onTrack,
 			SubscribeAudio: true,
 		})
 		room.SetTracks(r.d.localTracks()...)
@@ -204,6 +206,17 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 		r.log.Info("participant left", "identity", e.Participant.GetIdentity())
 	}
 	r.updateState()
+}
+
+// onTrack plays the room's audio through the speaker; the playback reads the track until
+// it ends with its session.
+func (r *roomLink) onTrack(rt *signaling.RemoteTrack) {
+	if rt.Track.Kind() != webrtc.RTPCodecTypeAudio || r.d.playback == nil {
+		return
+	}
+	if err := r.d.playback.AddTrack(rt.Track); err != nil {
+		r.log.Error("playing remote audio", "identity", rt.Identity, "err", err)
+	}
 }
 
 func (r *roomLink) fillStatus(st *Status) {
