@@ -167,7 +167,7 @@ func TestSignRefusesUnusableClaims(t *testing.T) {
 }
 
 func TestKeyFiles(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "new", "keys") // created
 	pub, err := fleet.GenerateKeyFiles(dir)
 	if err != nil {
 		t.Fatal(err)

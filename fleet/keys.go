@@ -20,8 +20,12 @@ const (
 	PublicKeyFile  = "fleet.pub" // PKIX PEM
 )
 
-// GenerateKeyFiles creates a fleet key pair in dir, refusing to overwrite an existing key.
+// GenerateKeyFiles creates a fleet key pair in dir (created, mode 0700, if missing),
+// refusing to overwrite an existing key.
 func GenerateKeyFiles(dir string) (ed25519.PublicKey, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("fleet: keygen: %w", err)
+	}
 	privPath, pubPath := filepath.Join(dir, PrivateKeyFile), filepath.Join(dir, PublicKeyFile)
 	for _, p := range []string{privPath, pubPath} {
 		if _, err := os.Lstat(p); err == nil {
