@@ -142,6 +142,11 @@ type LED interface {
 	Set(on bool) error
 }
 
+// Thermal is the board's temperature sensor (the SoC's, on a Pi).
+type Thermal interface {
+	Celsius() (float64, error)
+}
+
 // Board is the set of hardware a device has; absent parts are nil.
 type Board struct {
 	Name    string
@@ -150,6 +155,7 @@ type Board struct {
 	Speaker AudioOut
 	Buttons Buttons
 	LED     LED
+	Thermal Thermal
 }
 
 // Close closes every present part and returns their errors joined.

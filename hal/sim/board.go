@@ -27,6 +27,7 @@ type Board struct {
 	Speaker *Speaker
 	Buttons *Buttons
 	LED     *LED
+	Thermal *Thermal
 }
 
 // New builds a simulated board. It fails only on an impossible configuration.
@@ -60,6 +61,7 @@ func New(cfg Config) (*Board, error) {
 		Speaker: newSpeaker(cfg.SpeakerRecord, cfg.Clock),
 		Buttons: newButtons(cfg.Clock),
 		LED:     &LED{},
+		Thermal: &Thermal{clock: cfg.Clock},
 	}, nil
 }
 
@@ -82,5 +84,6 @@ func (b *Board) HAL() *hal.Board {
 		Speaker: b.Speaker,
 		Buttons: b.Buttons,
 		LED:     b.LED,
+		Thermal: b.Thermal,
 	}
 }
