@@ -48,6 +48,11 @@ type daemon struct {
 	room  *roomLink
 	trust Trust
 
+	// For the control page: the log tail, the metrics, and the console-only logger.
+	logs       *logRing
+	metrics    *deviceMetrics
+	consoleLog *slog.Logger
+
 	mu    sync.Mutex
 	cfg   Config
 	info  TokenInfo // of cfg.Token
@@ -66,7 +71,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d := &daemon{log: log, store: store, trust: Trust{FleetKey: opts.FleetKey}}
+	d := &daemon{store: store, trust: Trust{FleetKey: opts.FleetKey},
+		logs: newLogRing(logLines), metrics: newDeviceMetrics(), consoleLog: log}
+	log = d.logs.wrap(log)
+	d.log = log
 	if d.trust.DeviceID, err = store.DeviceID(); err != nil {
 		return err
 	}

@@ -162,7 +162,7 @@ func NewLocalAPIHandler(c Controller, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &localAPI{c: c, log: log}
+	h := &localAPI{c: c, log: log.With("api", "local")}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/status", only(http.MethodGet, h.status))
 	mux.Handle("/v1/mute", only(http.MethodPost, h.mute(true)))
@@ -176,6 +176,7 @@ func NewLocalAPIHandler(c Controller, log *slog.Logger) http.Handler {
 	return mux
 }
 
+// localAPI's handlers serve the LocalAPI and, behind its login, the control page's API.
 type localAPI struct {
 	c   Controller
 	log *slog.Logger
@@ -184,17 +185,21 @@ type localAPI struct {
 // apiHandler handles one request; a returned error becomes the JSON error reply.
 type apiHandler func(w http.ResponseWriter, r *http.Request) error
 
+func (h apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h(w, r); err != nil {
+		writeError(w, errorStatus(err), err.Error())
+	}
+}
+
+// only serves h for method and refuses the others with 405.
 func only(method string, h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != method {
 			w.Header().Set("Allow", method)
-			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("device: localapi: %s %s: method not allowed (use %s)", r.Method, r.URL.Path, method))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("device: %s %s: method not allowed (use %s)", r.Method, r.URL.Path, method))
 			return
 		}
-		if err := h(w, r); err != nil {
-			code := errorStatus(err)
-			writeError(w, code, err.Error())
-		}
+		h.ServeHTTP(w, r)
 	})
 }
 
@@ -208,8 +213,11 @@ func errorStatus(err error) int {
 	var br badRequest
 	switch {
 	case errors.As(err, &br), errors.Is(err, ErrInvalidProvisioning), errors.Is(err, ErrUnknownButton),
-		errors.Is(err, ErrUnknownTarget), errors.Is(err, ErrBadVolume):
+		errors.Is(err, ErrUnknownTarget), errors.Is(err, ErrBadVolume),
+		errors.Is(err, ErrUnknownDeviceKind), errors.Is(err, ErrUnknownDevice):
 		return http.StatusBadRequest
+	case errors.Is(err, ErrPreviewBusy):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	}
@@ -239,7 +247,7 @@ func (h *localAPI) mute(muted bool) apiHandler {
 		if err := h.c.SetMuted(r.Context(), t, muted); err != nil {
 			return err
 		}
-		h.log.Info("localapi: mute", "target", t, "muted", muted)
+		h.log.Info("mute", "target", t, "muted", muted)
 		writeJSON(w, http.StatusOK, h.c.Status(r.Context()))
 		return nil
 	}
@@ -255,12 +263,12 @@ func (h *localAPI) volume(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Volume == nil {
-		return badRequest{errors.New(`device: localapi: volume: missing "volume" (0 to 100)`)}
+		return badRequest{errors.New(`device: volume: missing "volume" (0 to 100)`)}
 	}
 	if err := h.c.SetVolume(r.Context(), *req.Volume); err != nil {
 		return err
 	}
-	h.log.Info("localapi: volume", "volume", *req.Volume)
+	h.log.Info("volume", "volume", *req.Volume)
 	writeJSON(w, http.StatusOK, h.c.Status(r.Context()))
 	return nil
 }
@@ -280,7 +288,7 @@ func (h *localAPI) press(w http.ResponseWriter, r *http.Request) error {
 	if err := h.c.Press(r.Context(), req.Button); err != nil {
 		return err
 	}
-	h.log.Info("localapi: press", "button", req.Button)
+	h.log.Info("press", "button", req.Button)
 	writeJSON(w, http.StatusOK, h.c.Status(r.Context()))
 	return nil
 }
@@ -294,7 +302,7 @@ func (h *localAPI) provision(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	st := h.c.Status(r.Context())
-	h.log.Info("localapi: provisioned", "url", st.URL, "room", st.Room, "identity", st.Identity)
+	h.log.Info("provisioned", "url", st.URL, "room", st.Room, "identity", st.Identity)
 	writeJSON(w, http.StatusOK, st)
 	return nil
 }
@@ -306,23 +314,23 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) err
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return badRequest{fmt.Errorf("device: localapi: request body larger than %d bytes", mbe.Limit)}
+			return badRequest{fmt.Errorf("device: request body larger than %d bytes", mbe.Limit)}
 		}
-		return badRequest{fmt.Errorf("device: localapi: read request: %w", err)}
+		return badRequest{fmt.Errorf("device: read request: %w", err)}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		if emptyOK {
 			return nil
 		}
-		return badRequest{errors.New("device: localapi: empty request body, want a JSON object")}
+		return badRequest{errors.New("device: empty request body, want a JSON object")}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return badRequest{fmt.Errorf("device: localapi: bad JSON: %w", err)}
+		return badRequest{fmt.Errorf("device: bad JSON: %w", err)}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return badRequest{errors.New("device: localapi: bad JSON: data after the object")}
+		return badRequest{errors.New("device: bad JSON: data after the object")}
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ func (r *roomLink) updateState() {
 			args = append(args, "err", rs.LastError)
 		}
 		r.log.Info(fmt.Sprintf("state %s -> %s", prev, next), args...)
+		r.d.metrics.stateChanged()
 	}
 }
 
@@ -196,7 +197,12 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 		r.mu.Lock()
 		r.resuming = e.Resume
 		r.mu.Unlock()
+	case signaling.Joined:
+		r.d.metrics.joined()
 	case signaling.Reconnected:
+		if e.Resumed {
+			r.d.metrics.resumed()
+		}
 		r.mu.Lock()
 		r.resuming = false
 		r.mu.Unlock()

@@ -57,6 +57,55 @@ func (h *statsHolder) get(ssrc uint32) *stats.Stats {
 // interceptor registered here so its per-stream sender statistics can be read (pion's
 // GetStats reports receivers only).
 func newAPI(serverURL string, subscriber bool, st *statsHolder) (*webrtc.API, error) {
+	m, err := mediaEngine(subscriber)
+	if err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	statsFactory, err := stats.NewInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("signaling: stats interceptor: %w", err)
+	}
+	statsFactory.OnNewPeerConnection(func(_ string, g stats.Getter) {
+		st.mu.Lock()
+		st.getter = g
+		st.mu.Unlock()
+	})
+	reg.Add(statsFactory)
+	if err := errors.Join(
+		webrtc.ConfigureNack(m, reg),
+		webrtc.ConfigureRTCPReports(reg),
+		webrtc.ConfigureSimulcastExtensionHeaders(m),
+		webrtc.ConfigureTWCCSender(m, reg),
+	); err != nil {
+		return nil, fmt.Errorf("signaling: interceptors: %w", err)
+	}
+	se := settingEngine(isLoopbackURL(serverURL))
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(se)), nil
+}
+
+// NewPreviewAPI builds a pion API for a direct peer connection with a viewer on the LAN
+// (the control page's preview): the publisher's codecs, so the viewer gets exactly the
+// samples the room gets, NACK and RTCP reports, and host candidates only (no STUN or TURN
+// is configured). With loopback, only loopback candidates are gathered: the viewer is on
+// this host and nothing leaves it.
+func NewPreviewAPI(loopback bool) (*webrtc.API, error) {
+	m, err := mediaEngine(false)
+	if err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := errors.Join(webrtc.ConfigureNack(m, reg), webrtc.ConfigureRTCPReports(reg)); err != nil {
+		return nil, fmt.Errorf("signaling: preview interceptors: %w", err)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(settingEngine(loopback))), nil
+}
+
+// mediaEngine registers Opus and the device's H.264 profile, and for a subscriber also what
+// browsers commonly publish.
+func mediaEngine(subscriber bool) (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
 	audio := webrtc.RTPCodecParameters{RTPCodecCapability: Opus, PayloadType: 111}
 	audio.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "transport-cc"}}
@@ -81,36 +130,20 @@ func newAPI(serverURL string, subscriber bool, st *statsHolder) (*webrtc.API, er
 			return nil, fmt.Errorf("signaling: register %s: %w", c.MimeType, err)
 		}
 	}
-	reg := &interceptor.Registry{}
-	statsFactory, err := stats.NewInterceptor()
-	if err != nil {
-		return nil, fmt.Errorf("signaling: stats interceptor: %w", err)
-	}
-	statsFactory.OnNewPeerConnection(func(_ string, g stats.Getter) {
-		st.mu.Lock()
-		st.getter = g
-		st.mu.Unlock()
-	})
-	reg.Add(statsFactory)
-	if err := errors.Join(
-		webrtc.ConfigureNack(m, reg),
-		webrtc.ConfigureRTCPReports(reg),
-		webrtc.ConfigureSimulcastExtensionHeaders(m),
-		webrtc.ConfigureTWCCSender(m, reg),
-	); err != nil {
-		return nil, fmt.Errorf("signaling: interceptors: %w", err)
-	}
+	return m, nil
+}
+
+// settingEngine: no multicast DNS queries on the room's LAN; with loopbackOnly (a peer on
+// this host: development, tests) only loopback candidates, so ICE pairs there and nothing
+// leaves the machine.
+func settingEngine(loopbackOnly bool) webrtc.SettingEngine {
 	se := webrtc.SettingEngine{}
-	// Candidates go to the SFU's addresses only; no multicast queries on the room's LAN.
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if isLoopbackURL(serverURL) {
-		// A server on this host (development, tests) advertises 127.0.0.1: gather only
-		// loopback candidates so ICE pairs there and nothing leaves the machine.
+	if loopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg),
-		webrtc.WithSettingEngine(se)), nil
+	return se
 }
 
 func isLoopbackURL(serverURL string) bool {

@@ -351,12 +351,12 @@ func checkHTTP(t *testing.T, pageURL string) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %s", resp.Status)
 	}
-	resp, err = http.Get(pageURL)
+	resp, err = http.Get(strings.TrimSuffix(pageURL, "/") + "/api/status")
 	if err != nil {
-		t.Fatalf("page: %v", err)
+		t.Fatalf("status: %v", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("page without auth: %s, want 401", resp.Status)
+		t.Fatalf("API without a session: %s, want 401", resp.Status)
 	}
 }

@@ -1,0 +1,295 @@
+'use strict';
+// The control page: a client of the device's JSON API (docs/CONTROL-PAGE.md). Every action
+// is one API call; status is polled once a second, charts come over the /api/live websocket.
+
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const $ = (id) => document.getElementById(id);
+
+async function api(method, path, body) {
+  const opts = {method, headers: {'X-CSRF-Token': csrf}};
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opts);
+  const data = await r.json().catch(() => ({}));
+  if (r.status === 401) {
+    location.reload(); // the session ended: back to the login form
+  }
+  if (!r.ok) {
+    throw new Error(data.error || (r.status + ' ' + r.statusText));
+  }
+  return data;
+}
+
+function showError(e) {
+  $('action-error').textContent = e ? e.message : '';
+}
+
+// Status
+
+let status = null;
+
+function renderStatus(st) {
+  status = st;
+  $('state').textContent = st.state;
+  $('state').dataset.state = st.state;
+  $('room').textContent = st.provisioned ? (st.room || '?') + ' as ' + (st.identity || '?') + ' on ' + st.url : 'not provisioned';
+  $('problem').textContent = st.last_error ? st.last_error + ' (attempt ' + st.attempt + ')' : 'none';
+  $('led').dataset.on = String(!!st.led);
+  $('mic').setAttribute('aria-pressed', String(!!st.mic_muted));
+  $('camera').setAttribute('aria-pressed', String(!!st.camera_off));
+  $('speaker').setAttribute('aria-pressed', String(!!st.speaker_muted));
+  if (document.activeElement !== $('volume')) {
+    $('volume').value = st.volume;
+    $('volume-value').textContent = st.volume;
+  }
+  const people = st.participants || [];
+  const ul = $('participants');
+  if (ul.dataset.list !== people.join('\n')) {
+    ul.replaceChildren(...people.map((p) => {
+      const li = document.createElement('li');
+      li.textContent = p;
+      return li;
+    }));
+    ul.dataset.list = people.join('\n');
+  }
+  $('participants-empty').hidden = people.length > 0;
+}
+
+async function refreshStatus() {
+  try {
+    renderStatus(await api('GET', '/api/status'));
+  } catch (e) { /* shown by the next successful poll; the page keeps polling */ }
+}
+
+for (const [id, field] of [['mic', 'mic_muted'], ['camera', 'camera_off'], ['speaker', 'speaker_muted']]) {
+  $(id).addEventListener('click', async () => {
+    try {
+      renderStatus(await api('POST', '/api/mute', {target: id, muted: !(status && status[field])}));
+      showError(null);
+    } catch (e) { showError(e); }
+  });
+}
+
+$('volume').addEventListener('input', () => { $('volume-value').textContent = $('volume').value; });
+$('volume').addEventListener('change', async () => {
+  try {
+    renderStatus(await api('POST', '/api/volume', {volume: Number($('volume').value)}));
+    showError(null);
+  } catch (e) { showError(e); }
+});
+
+$('logout').addEventListener('click', async () => {
+  try { await api('POST', '/api/logout'); } finally { location.reload(); }
+});
+
+// Devices
+
+function renderDevices(list) {
+  for (const [kind, items] of [['camera', list.cameras], ['microphone', list.microphones], ['speaker', list.speakers]]) {
+    const sel = $(kind + '-select');
+    sel.replaceChildren(...(items || []).map((d) => {
+      const o = document.createElement('option');
+      o.value = d.id;
+      o.textContent = d.name;
+      o.selected = d.selected;
+      return o;
+    }));
+    sel.disabled = !items || items.length === 0;
+  }
+}
+
+for (const sel of document.querySelectorAll('select[data-kind]')) {
+  sel.addEventListener('change', async () => {
+    try {
+      renderDevices(await api('POST', '/api/devices', {kind: sel.dataset.kind, id: sel.value}));
+      showError(null);
+    } catch (e) { showError(e); }
+  });
+}
+
+// Provisioning
+
+$('provision-submit').addEventListener('click', async () => {
+  const token = $('provision-token').value.trim();
+  const url = $('provision-url').value.trim();
+  const result = $('provision-result');
+  const body = url ? {url, token} : {provisioning_token: token};
+  $('provision-submit').disabled = true;
+  try {
+    const st = await api('POST', '/api/provision', body);
+    renderStatus(st);
+    result.dataset.ok = 'true';
+    result.textContent = 'Provisioned: room ' + (st.room || '?') + ' on ' + st.url + '.';
+    $('provision-token').value = '';
+  } catch (e) {
+    result.dataset.ok = 'false';
+    result.textContent = e.message;
+  } finally {
+    $('provision-submit').disabled = false;
+  }
+});
+
+// Preview: WebRTC straight from the device, offer from here, one API call for the answer.
+
+let previewRetry = null;
+
+function schedulePreview(delay) {
+  clearTimeout(previewRetry);
+  previewRetry = setTimeout(startPreview, delay);
+}
+
+function gathered(pc) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === 'complete') resolve(); };
+    pc.addEventListener('icegatheringstatechange', done);
+    setTimeout(resolve, 2000); // the device learns our address from its checks anyway
+  });
+}
+
+async function startPreview() {
+  const state = $('preview-state');
+  const pc = new RTCPeerConnection({iceServers: []});
+  pc.addTransceiver('video', {direction: 'recvonly'});
+  pc.addTransceiver('audio', {direction: 'recvonly'});
+  const stream = new MediaStream();
+  pc.addEventListener('track', (ev) => {
+    stream.addTrack(ev.track);
+    $('preview').srcObject = stream;
+  });
+  pc.addEventListener('connectionstatechange', () => {
+    state.textContent = pc.connectionState;
+    if (['failed', 'disconnected', 'closed'].includes(pc.connectionState)) {
+      pc.close();
+      schedulePreview(3000);
+    }
+  });
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const answer = await api('POST', '/api/preview', {type: 'offer', sdp: pc.localDescription.sdp});
+    await pc.setRemoteDescription(answer);
+  } catch (e) {
+    state.textContent = 'preview unavailable: ' + e.message;
+    pc.close();
+    schedulePreview(5000);
+  }
+}
+
+$('preview-listen').addEventListener('click', () => {
+  const v = $('preview');
+  v.muted = !v.muted;
+  $('preview-listen').setAttribute('aria-pressed', String(!v.muted));
+  $('preview-listen').textContent = v.muted ? 'Listen' : 'Stop listening';
+});
+
+// Charts: one line per canvas over the last two minutes of live samples.
+
+const chartPoints = 120;
+
+class Chart {
+  // floating: the axis follows the values (temperature) instead of starting at zero.
+  constructor(canvas, label, format, color, floating) {
+    Object.assign(this, {canvas, label, format, color, floating, values: []});
+  }
+  push(v) {
+    this.values.push(v);
+    if (this.values.length > chartPoints) this.values.shift();
+    $(this.label).textContent = v === null ? 'no sensor' : this.format(v);
+    this.draw();
+  }
+  draw() {
+    const c = this.canvas;
+    const dpr = window.devicePixelRatio || 1;
+    const w = c.clientWidth, h = c.clientHeight;
+    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
+      c.width = Math.round(w * dpr);
+      c.height = Math.round(h * dpr);
+    }
+    const g = c.getContext('2d');
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    const vals = this.values.filter((v) => v !== null);
+    let lo = 0, hi = Math.max(...vals, 1e-9) * 1.2;
+    if (this.floating && vals.length) {
+      lo = Math.floor(Math.min(...vals) - 2);
+      hi = Math.ceil(Math.max(...vals) + 2);
+    }
+    g.strokeStyle = '#e2e5ea';
+    g.lineWidth = 1;
+    for (const f of [0.25, 0.5, 0.75]) {
+      g.beginPath();
+      g.moveTo(0, Math.round(h * f) + 0.5);
+      g.lineTo(w, Math.round(h * f) + 0.5);
+      g.stroke();
+    }
+    g.fillStyle = '#6b7385';
+    g.font = '10px system-ui, sans-serif';
+    g.fillText(this.format(hi), 4, 11);
+    g.strokeStyle = this.color;
+    g.lineWidth = 2;
+    g.beginPath();
+    const step = w / (chartPoints - 1);
+    const x0 = w - (this.values.length - 1) * step;
+    let pen = false;
+    this.values.forEach((v, i) => {
+      if (v === null) { pen = false; return; }
+      const x = x0 + i * step;
+      const y = h - 2 - (Math.min(Math.max(v, lo), hi) - lo) / (hi - lo) * (h - 14);
+      if (pen) g.lineTo(x, y); else g.moveTo(x, y);
+      pen = true;
+    });
+    g.stroke();
+  }
+}
+
+const kbps = (v) => (v >= 1e6 ? (v / 1e6).toFixed(2) + ' Mbit/s' : (v / 1e3).toFixed(0) + ' kbit/s');
+const charts = {
+  bitrate: new Chart($('chart-bitrate'), 'v-bitrate', kbps, '#2f6fed'),
+  loss: new Chart($('chart-loss'), 'v-loss', (v) => (v * 100).toFixed(1) + ' %', '#d64545'),
+  rtt: new Chart($('chart-rtt'), 'v-rtt', (v) => (v * 1000).toFixed(0) + ' ms', '#8a4fd8'),
+  cpu: new Chart($('chart-cpu'), 'v-cpu', (v) => v.toFixed(0) + ' %', '#1f9d55'),
+  temp: new Chart($('chart-temp'), 'v-temp', (v) => v.toFixed(1) + ' °C', '#d08a00', true),
+};
+
+function onLive(s) {
+  charts.bitrate.push(s.video_bps);
+  charts.loss.push(s.packet_loss);
+  charts.rtt.push(s.rtt_seconds);
+  charts.cpu.push(s.cpu_percent);
+  charts.temp.push(s.temperature_c);
+  $('network').textContent = s.state === 'in-room'
+    ? 'sending ' + kbps(s.video_bps + s.audio_bps) + ', round trip ' + (s.rtt_seconds * 1000).toFixed(0) + ' ms, loss ' + (s.packet_loss * 100).toFixed(1) + ' %'
+    : 'not in a room';
+}
+
+function connectLive() {
+  const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/live');
+  ws.addEventListener('message', (ev) => onLive(JSON.parse(ev.data)));
+  ws.addEventListener('close', () => setTimeout(connectLive, 2000));
+}
+
+// Log tail
+
+async function refreshLog() {
+  try {
+    const {lines} = await api('GET', '/api/logs');
+    const pre = $('log');
+    const text = lines.join('\n');
+    if (pre.textContent !== text) {
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = text;
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    }
+  } catch (e) { /* next poll */ }
+}
+
+refreshStatus();
+api('GET', '/api/devices').then(renderDevices).catch(showError);
+setInterval(refreshStatus, 1000);
+refreshLog();
+setInterval(refreshLog, 2000);
+connectLive();
+startPreview();

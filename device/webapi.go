@@ -1,0 +1,150 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
+)
+
+type webMuteRequest struct {
+	Target *string `json:"target"`
+	Muted  *bool   `json:"muted"`
+}
+
+func (w *web) mute(rw http.ResponseWriter, r *http.Request) error {
+	var req webMuteRequest
+	if err := decodeBody(rw, r, &req, false); err != nil {
+		return err
+	}
+	switch {
+	case req.Target == nil:
+		return badRequest{errors.New(`device: mute: missing "target" (mic, camera or speaker)`)}
+	case req.Muted == nil:
+		return badRequest{errors.New(`device: mute: missing "muted" (true or false)`)}
+	}
+	t, err := ParseTarget(*req.Target)
+	if err != nil {
+		return err
+	}
+	if err := w.c.SetMuted(r.Context(), t, *req.Muted); err != nil {
+		return err
+	}
+	w.api.log.Info("mute", "target", t, "muted", *req.Muted)
+	return w.api.status(rw, r)
+}
+
+func (w *web) listDevices(rw http.ResponseWriter, r *http.Request) error {
+	writeJSON(rw, http.StatusOK, w.devices.Devices())
+	return nil
+}
+
+type selectDeviceRequest struct {
+	Kind *string `json:"kind"`
+	ID   *string `json:"id"`
+}
+
+func (w *web) selectDevice(rw http.ResponseWriter, r *http.Request) error {
+	var req selectDeviceRequest
+	if err := decodeBody(rw, r, &req, false); err != nil {
+		return err
+	}
+	switch {
+	case req.Kind == nil:
+		return badRequest{errors.New(`device: devices: missing "kind" (camera, microphone or speaker)`)}
+	case req.ID == nil:
+		return badRequest{errors.New(`device: devices: missing "id"`)}
+	}
+	if err := w.devices.Select(*req.Kind, *req.ID); err != nil {
+		return err
+	}
+	w.api.log.Info("device selected", "kind", *req.Kind, "id", *req.ID)
+	return w.listDevices(rw, r)
+}
+
+// sessionDescription is the JSON of RTCSessionDescription.
+type sessionDescription struct {
+	Type string `json:"type"`
+	SDP  string `json:"sdp"`
+}
+
+func (w *web) previewOffer(rw http.ResponseWriter, r *http.Request) error {
+	if w.preview == nil {
+		return errors.New("device: preview: this device has no video pipeline")
+	}
+	var req sessionDescription
+	if err := decodeBody(rw, r, &req, false); err != nil {
+		return err
+	}
+	if req.Type != webrtc.SDPTypeOffer.String() {
+		return badRequest{fmt.Errorf(`device: preview: "type" is %q, want "offer"`, req.Type)}
+	}
+	// A viewer that reached the page on a loopback address is on this host.
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	tcp, _ := local.(*net.TCPAddr)
+	loopback := tcp != nil && tcp.IP.IsLoopback()
+	answer, err := w.preview.answer(r.Context(), webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: req.SDP}, loopback)
+	if err != nil {
+		return err
+	}
+	writeJSON(rw, http.StatusOK, sessionDescription{Type: answer.Type.String(), SDP: answer.SDP})
+	return nil
+}
+
+func (w *web) logLines(rw http.ResponseWriter, r *http.Request) error {
+	writeJSON(rw, http.StatusOK, map[string][]string{"lines": w.logs.Lines()})
+	return nil
+}
+
+// liveUpgrader's default CheckOrigin refuses a browser's request from another origin
+// (the Origin's host must be the request's Host): without it, any site the admin visits
+// could open the websocket with the admin's cookie (cross-site websocket hijacking).
+var liveUpgrader = websocket.Upgrader{HandshakeTimeout: 10 * time.Second}
+
+// liveSocket sends the latest live sample once a second until the client goes away or
+// the server stops.
+func (w *web) liveSocket(rw http.ResponseWriter, r *http.Request) error {
+	// Counted before the upgrade: Shutdown waits for the handler until the hijack, and
+	// serve waits for the count after Shutdown.
+	w.conns.Add(1)
+	defer w.conns.Done()
+	conn, err := liveUpgrader.Upgrade(rw, r, nil)
+	if err != nil {
+		return nil // the upgrader has replied
+	}
+	ctx := r.Context()
+	gone := make(chan struct{})
+	go func() {
+		// Reading handles pings and the close frame; the client sends nothing else.
+		defer close(gone)
+		for {
+			if _, _, err := conn.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		conn.Close()
+		<-gone
+	}()
+	t := time.NewTicker(liveInterval)
+	defer t.Stop()
+	for {
+		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := conn.WriteJSON(w.live()); err != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "device stopping"), time.Now().Add(time.Second))
+			return nil
+		case <-gone:
+			return nil
+		case <-t.C:
+		}
+	}
+}
