@@ -1,0 +1,182 @@
+package device_test
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"roombox/device"
+	"roombox/hal/sim"
+	"roombox/internal/previewtest"
+)
+
+// urlCatcher passes the daemon's log on and reports the control page's URL.
+type urlCatcher struct {
+	slog.Handler
+	url chan string
+}
+
+func (u urlCatcher) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "control page" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "url" {
+				select {
+				case u.url <- a.Value.String():
+				default:
+				}
+			}
+			return true
+		})
+	}
+	return u.Handler.Handle(ctx, r)
+}
+
+// runDaemon runs the real daemon on the sim board in this process, unprovisioned, and
+// returns its control page URL and setup code; the daemon stops when the test ends.
+func runDaemon(t *testing.T) (base, code string) {
+	t.Helper()
+	dir := socketDir(t)
+	catcher := urlCatcher{Handler: slog.NewTextHandler(t.Output(), nil), url: make(chan string, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- device.Run(ctx, device.Options{Hal: "sim", StateDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(catcher)})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	select {
+	case base = <-catcher.url:
+	case err := <-done:
+		t.Fatalf("daemon exited: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon never logged its control page URL")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, device.SetupCodeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(base, "/"), strings.TrimSpace(string(b))
+}
+
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPreviewFromDevice: a viewer on the LAN (here loopback) gets the device's own H.264 and
+// Opus straight from it, without a room; the pictures are the sim camera's, advancing.
+func TestPreviewFromDevice(t *testing.T) {
+	base, code := runDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := previewtest.Login(ctx, base, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	select {
+	case <-v.Connected():
+	case <-ctx.Done():
+		t.Fatal("the preview never connected")
+	}
+	waitUntil(t, "30 access units and 50 audio packets", 20*time.Second, func() bool {
+		_, audio := v.Packets()
+		return v.AccessUnits() >= 30 && audio >= 50
+	})
+
+	frames, err := v.VideoFrames(640, 360)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev uint64
+	stamped := 0
+	for i, f := range frames {
+		st, err := sim.DecodeStamp(f.Gray, f.Width, f.Width, f.Height)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if stamped > 0 && st.Seq <= prev {
+			t.Fatalf("frame %d: stamp seq %d after %d; frames must advance", i, st.Seq, prev)
+		}
+		prev = st.Seq
+		stamped++
+	}
+	audio, err := v.Audio()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if level := rms(audio[len(audio)-25:]); level < 0.05 {
+		t.Errorf("preview audio RMS %.4f of full scale, want the sim microphone's tone", level)
+	}
+
+	// The preview is what leaves the device: camera off and mic muted show as such.
+	for _, target := range []string{"camera", "mic"} {
+		if err := s.Call(ctx, "POST", "/api/mute", map[string]any{"target": target, "muted": true}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n0, _ := v.Packets()
+	units := v.AccessUnits()
+	waitUntil(t, "two more access units after the camera went off", 10*time.Second, func() bool {
+		n, _ := v.Packets()
+		return v.AccessUnits() >= units+2 && n > n0
+	})
+	if frames, err = v.VideoFrames(640, 360); err != nil {
+		t.Fatal(err)
+	}
+	last := frames[len(frames)-1]
+	if _, err := sim.DecodeStamp(last.Gray, last.Width, last.Width, last.Height); err == nil {
+		t.Error("the preview still shows camera pixels after the camera went off")
+	}
+	if audio, err = v.Audio(); err != nil {
+		t.Fatal(err)
+	}
+	if level := rms(audio[len(audio)-10:]); level > 0.001 {
+		t.Errorf("preview audio RMS %.4f of full scale after the mic was muted, want silence", level)
+	}
+
+	// Previews are limited; the third is refused while two are open.
+	v2, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatalf("second preview: %v", err)
+	}
+	defer v2.Close()
+	if v3, err := s.Watch(ctx); err == nil || !strings.Contains(err.Error(), "503") {
+		if v3 != nil {
+			v3.Close()
+		}
+		t.Fatalf("third preview: %v, want 503", err)
+	}
+}
+
+func rms(chunks []previewtest.AudioChunk) float64 {
+	var sum float64
+	n := 0
+	for _, c := range chunks {
+		for _, s := range c.PCM {
+			f := float64(s) / 32768
+			sum += f * f
+		}
+		n += len(c.PCM)
+	}
+	return math.Sqrt(sum / float64(max(n, 1)))
+}
