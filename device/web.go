@@ -83,16 +83,16 @@ func loadSetupCode(dir string) (string, error) {
 }
 
 // serve runs until ctx ends, then shuts down with a short grace period and waits for the
-// websockets, previews and sampler.
+// sampler, websockets and previews.
 func (s *webServer) serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		_ = s.sampler.run(ctx)
 	}()
-	defer wg.Wait()
-	defer s.web.preview.close()
 
 	srv := &http.Server{Handler: s.web.handler(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
@@ -103,13 +103,16 @@ func (s *webServer) serve(ctx context.Context) error {
 	case err = <-errc:
 		err = fmt.Errorf("device: http: %w", err)
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
+		sctx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancelShutdown()
 		_ = srv.Shutdown(sctx)
 		<-errc
 	}
-	// Shutdown does not wait for hijacked connections; their handlers end with ctx.
+	// Shutdown does not wait for hijacked connections: the websockets end with ctx.
+	cancel()
 	s.web.conns.Wait()
+	s.web.preview.close()
+	wg.Wait()
 	return err
 }
 
