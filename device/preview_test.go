@@ -2,8 +2,10 @@ package device_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +62,16 @@ func runDaemon(t *testing.T) (base, code string) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the daemon never logged its control page URL")
 	}
+	// The room link derives the first state on its own goroutine; wait for it.
+	waitUntil(t, "the daemon's first state", 10*time.Second, func() bool {
+		resp, err := http.Get(base + "healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h struct{ State string }
+		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.State == "unprovisioned"
+	})
 	b, err := os.ReadFile(filepath.Join(dir, device.SetupCodeFile))
 	if err != nil {
 		t.Fatal(err)
