@@ -42,14 +42,11 @@ func newPreviewer(log *slog.Logger, video, audio webrtc.TrackLocal, onRTCP func(
 		pcs: map[*webrtc.PeerConnection]bool{}}
 }
 
-// answer takes a browser's offer (recvonly video and audio) and returns the complete answer
+// answer takes a browser's offer SDP (recvonly video and audio) and returns the complete answer
 // (all candidates gathered: no trickle, one API call). With loopback the viewer is on this
 // host and only loopback candidates are offered.
-func (p *previewer) answer(ctx context.Context, offer webrtc.SessionDescription, loopback bool) (webrtc.SessionDescription, error) {
-	if offer.Type != webrtc.SDPTypeOffer {
-		return webrtc.SessionDescription{}, badRequest{fmt.Errorf("device: preview: type %q, want \"offer\"", offer.Type)}
-	}
-	if offer.SDP == "" {
+func (p *previewer) answer(ctx context.Context, sdp string, loopback bool) (webrtc.SessionDescription, error) {
+	if sdp == "" {
 		return webrtc.SessionDescription{}, badRequest{errors.New(`device: preview: missing "sdp"`)}
 	}
 	api, err := signaling.NewPreviewAPI(loopback)
@@ -64,7 +61,7 @@ func (p *previewer) answer(ctx context.Context, offer webrtc.SessionDescription,
 		_ = pc.Close()
 		return webrtc.SessionDescription{}, err
 	}
-	answer, err := p.negotiate(ctx, pc, offer)
+	answer, err := p.negotiate(ctx, pc, webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
 	if err != nil {
 		p.remove(pc)
 		return webrtc.SessionDescription{}, err

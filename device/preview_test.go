@@ -100,6 +100,20 @@ func TestPreviewFromDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, bad := range []struct {
+		body map[string]any
+		want string
+	}{
+		{map[string]any{"type": "answer", "sdp": "v=0"}, `want "offer"`},
+		{map[string]any{"type": "offer"}, `missing "sdp"`},
+		{map[string]any{"type": "offer", "sdp": "garbage"}, "bad offer"},
+		{map[string]any{"type": "offer", "sdp": "v=0", "ice": true}, `unknown field "ice"`},
+	} {
+		err := s.Call(ctx, "POST", "/api/preview", bad.body, nil)
+		if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("preview offer %v: %v, want 400 naming %q", bad.body, err, bad.want)
+		}
+	}
 	v, err := s.Watch(ctx)
 	if err != nil {
 		t.Fatal(err)

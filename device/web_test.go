@@ -365,6 +365,8 @@ func TestWebDevices(t *testing.T) {
 	sel, _ := json.Marshal(map[string]string{"kind": "microphone", "id": list.Microphones[0].ID})
 	resp, body = p.call("POST", "/api/devices", string(sel), p.csrf)
 	wantStatus(t, "select the listed microphone", resp, body, http.StatusOK)
+	resp, body = p.call("PUT", "/api/devices", string(sel), p.csrf)
+	wantStatus(t, "PUT /api/devices", resp, body, http.StatusMethodNotAllowed)
 }
 
 func TestWebLiveWebsocket(t *testing.T) {

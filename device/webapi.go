@@ -38,6 +38,19 @@ func (w *web) mute(rw http.ResponseWriter, r *http.Request) error {
 	return w.api.status(rw, r)
 }
 
+// devicesRoute lists the devices on GET and selects one on POST.
+func (w *web) devicesRoute(rw http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet:
+		return w.listDevices(rw, r)
+	case http.MethodPost:
+		return w.selectDevice(rw, r)
+	}
+	rw.Header().Set("Allow", "GET, POST")
+	writeError(rw, http.StatusMethodNotAllowed, fmt.Sprintf("device: %s %s: method not allowed (use GET or POST)", r.Method, r.URL.Path))
+	return nil
+}
+
 func (w *web) listDevices(rw http.ResponseWriter, r *http.Request) error {
 	writeJSON(rw, http.StatusOK, w.devices.Devices())
 	return nil
@@ -87,7 +100,7 @@ func (w *web) previewOffer(rw http.ResponseWriter, r *http.Request) error {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	tcp, _ := local.(*net.TCPAddr)
 	loopback := tcp != nil && tcp.IP.IsLoopback()
-	answer, err := w.preview.answer(r.Context(), webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: req.SDP}, loopback)
+	answer, err := w.preview.answer(r.Context(), req.SDP, loopback)
 	if err != nil {
 		return err
 	}

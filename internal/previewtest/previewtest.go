@@ -79,7 +79,11 @@ func (s *Session) Call(ctx context.Context, method, path string, in, out any) er
 		return fmt.Errorf("previewtest: %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("previewtest: %s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = string(bytes.TrimSpace(data))
+		}
+		return fmt.Errorf("previewtest: %s %s: %s: %s", method, path, resp.Status, e.Error)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
