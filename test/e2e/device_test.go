@@ -170,9 +170,9 @@ func statusIs(t testing.TB, bin, stateDir string, cond func(device.Status) bool)
 	return json.Unmarshal([]byte(out), &st) == nil && cond(st)
 }
 
-// micMutedOnServer asks the server (RoomService, admin token) whether the device's
-// microphone track is muted.
-func micMutedOnServer(t testing.TB, srv *lktest.Server) (muted, found bool) {
+// mutedOnServer asks the server (RoomService, admin token) whether the device's track of
+// kind ("AUDIO", "VIDEO") is muted.
+func mutedOnServer(t testing.TB, srv *lktest.Server, kind string) (muted, found bool) {
 	t.Helper()
 	ps, err := srv.ListParticipants(context.Background(), room)
 	if err != nil {
@@ -183,12 +183,17 @@ func micMutedOnServer(t testing.TB, srv *lktest.Server) (muted, found bool) {
 			continue
 		}
 		for _, tr := range p.Tracks {
-			if tr.Type.String() == "AUDIO" {
+			if tr.Type.String() == kind {
 				return tr.Muted, true
 			}
 		}
 	}
 	return false, false
+}
+
+// micMutedOnServer is mutedOnServer for the microphone.
+func micMutedOnServer(t testing.TB, srv *lktest.Server) (muted, found bool) {
+	return mutedOnServer(t, srv, "AUDIO")
 }
 
 func TestDevicePublishesIntoRealRoom(t *testing.T) {
