@@ -19,7 +19,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX)
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps livekit build test bench lint run clean
+.PHONY: all deps browser-deps npm-deps livekit build test bench lint run clean
 
 all: build
 
@@ -35,6 +35,30 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
 
+# Browser tests (test/browser): Debian's chromium at /usr/bin/chromium, and Node.js with npm
+# to run playwright-core and to serve livekit-client. A machine that already has node and
+# npm (Debian's, or another Node.js package that bundles npm) keeps them; otherwise Debian's
+# nodejs and npm are installed. Checked by path and command, so a no-op when present.
+browser-deps:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "browser-deps: installing" $$missing; \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# playwright-core and livekit-client, pinned in test/browser/package-lock.json; `npm ci`
+# runs only when node_modules is missing or older than the lock file.
+BROWSER_DIR := test/browser
+npm-deps: $(BROWSER_DIR)/node_modules/.package-lock.json
+
+$(BROWSER_DIR)/node_modules/.package-lock.json: $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json | browser-deps
+	cd $(BROWSER_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
 # The real SFU, rebuilt only when the pinned module changes.
 livekit: $(LIVEKIT_SERVER)
 
@@ -47,7 +71,7 @@ build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(ROOMBOX) ./cmd/roombox
 
-test: deps livekit build
+test: deps browser-deps npm-deps livekit build
 	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory lint
 
