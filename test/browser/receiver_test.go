@@ -1,0 +1,73 @@
+//go:build linux
+
+package browser
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"roombox/device"
+	"roombox/internal/lktest"
+)
+
+// receiverServer serves receiver.html and the official livekit-client's UMD build (from
+// node_modules) on loopback: the page a person in the room would open.
+func receiverServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /receiver.html", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, "receiver.html")
+	})
+	mux.HandleFunc("GET /livekit-client.umd.js", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, "node_modules/livekit-client/dist/livekit-client.umd.js")
+	})
+	srv := httptest.NewServer(mux) // 127.0.0.1
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestReceivingClient: a browser in the room, with the official livekit-client, receives the
+// device's camera: the video element decodes pictures and frames advance.
+func TestReceivingClient(t *testing.T) {
+	const room, identity = "browser-receive", "roombox-sender"
+	srv := lktest.Start(t)
+	bin := roomboxBinary(t)
+	stateDir := newStateDir(t)
+	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
+		"--token", lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
+	startDaemon(t, bin, stateDir)
+	waitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s device.Status) bool { return s.State == "in-room" })
+	drv := startDriver(t)
+	web := receiverServer(t)
+
+	q := url.Values{
+		"url":   {srv.URL},
+		"token": {lktest.Token(t, room, "browser-receiver", lktest.TokenTTL(time.Hour))},
+		"from":  {identity},
+	}
+	drv.do("open", map[string]any{"page": "rx", "url": web.URL + "/receiver.html?" + q.Encode()})
+	drv.do("waitText", map[string]any{"page": "rx", "selector": "#rx-state", "pattern": "^receiving$", "timeout": 30000})
+	r := drv.do("video", map[string]any{"page": "rx", "selector": "video#remote", "frames": 10, "timeout": 30000})
+	var w, h, frames int
+	r.field(t, "width", &w)
+	r.field(t, "height", &h)
+	r.field(t, "frames", &frames)
+	version, _ := drv.read("rx", "#rx-version")
+	t.Logf("livekit-client %s receives %s's camera: %dx%d, %d frames advanced", version, identity, w, h, frames)
+	if w <= 0 || h <= 0 || frames < 10 {
+		t.Fatalf("receiver: %dx%d and %d frames advanced, want a picture and 10 frames", w, h, frames)
+	}
+	waitStatus(t, bin, stateDir, "the browser among the device's participants", 10*time.Second, func(s device.Status) bool {
+		for _, p := range s.Participants {
+			if p == "browser-receiver" {
+				return true
+			}
+		}
+		return false
+	})
+	drv.screenshot("rx", "receiving-client")
+	drv.do("close", map[string]any{"page": "rx"})
+}
