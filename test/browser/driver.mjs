@@ -242,7 +242,7 @@ for await (const line of rl) {
     Object.assign(reply, await fn(cmd, cmd.timeout || defaultTimeout), { ok: true });
   } catch (e) {
     reply.ok = false;
-    reply.error = e.message;
+    reply.error = e.message.replace(/\x1b\[[0-9;]*m/g, "");
     const p = pages.get(cmd.page);
     if (p) reply.console = p.console.slice(-20);
   }
