@@ -1,6 +1,7 @@
 # roombox developer entry points. See README.md.
 #   make run    build everything, start a local LiveKit server and the simulated box
 #   make test   go test ./... against the real livekit-server, then make lint
+#   make test-browser   only test/browser (chromium against the control page)
 
 SHELL := /bin/bash
 GO    ?= go
@@ -19,7 +20,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX)
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps browser-deps npm-deps livekit build test bench lint run clean
+.PHONY: all deps browser-deps npm-deps livekit build test test-browser bench lint run clean
 
 all: build
 
@@ -74,6 +75,10 @@ build: deps
 test: deps browser-deps npm-deps livekit build
 	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory lint
+
+# Only the browser tests (test/browser), with all they need; screenshots in artifacts/browser.
+test-browser: deps browser-deps npm-deps livekit build
+	$(TEST_ENV) $(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) ./test/browser
 
 bench: deps livekit build
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./...
