@@ -126,7 +126,7 @@ func deref(s *string) string {
 
 // fleetToken makes a fleet key and signs a provisioning token with it, through the CLI
 // (`roombox fleet keygen`, `roombox fleet sign`). It fails the test if the CLI refuses.
-func fleetToken(t *testing.T, bin, wsURL, livekitToken string) string {
+func fleetToken(t *testing.T, bin, wsURL, livekitToken, adminPassword string) string {
 	t.Helper()
 	keyDir := filepath.Join(t.TempDir(), "fleet")
 	if err := os.Mkdir(keyDir, 0o700); err != nil { // keygen --out wants an existing dir
@@ -135,7 +135,7 @@ func fleetToken(t *testing.T, bin, wsURL, livekitToken string) string {
 	if o, e, err := cli(bin, "fleet", "keygen", "--out", keyDir); err != nil {
 		t.Fatalf("roombox fleet keygen --out %s: %v\n%s%s\n(the fleet CLI, DESIGN.md \"Provisioning token\", is needed to sign a provisioning token)", keyDir, err, o, e)
 	}
-	o, e, err := cli(bin, "fleet", "sign", "--key", filepath.Join(keyDir, "fleet.key"), "--url", wsURL, "--livekit-token", livekitToken)
+	o, e, err := cli(bin, "fleet", "sign", "--key", filepath.Join(keyDir, "fleet.key"), "--url", wsURL, "--livekit-token", livekitToken, "--admin-password", adminPassword)
 	if err != nil {
 		t.Fatalf("roombox fleet sign: %v\n%s%s", err, o, e)
 	}
@@ -160,7 +160,8 @@ func tamper(jws string) string {
 
 // TestProvisionFromPage: an unprovisioned device; bad tokens pasted into the page are refused
 // with an error and change nothing; a signed provisioning token pasted and submitted makes
-// the device join its room (the server lists it, the page shows in-room).
+// the device join its room (the server lists it, the page shows in-room), and the admin
+// password it carries replaces the setup code on the login form.
 func TestProvisionFromPage(t *testing.T) {
 	const room, identity = "browser-provision", "roombox-signed"
 	srv := lktest.Start(t)
@@ -197,7 +198,8 @@ func TestProvisionFromPage(t *testing.T) {
 	refused("garbage pasted", "this is not a provisioning token")
 	drv.screenshot("prov", "provision-refused")
 
-	tok := fleetToken(t, bin, srv.URL, lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
+	const adminPassword = "correct horse battery staple"
+	tok := fleetToken(t, bin, srv.URL, lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)), adminPassword)
 	refused("a signed token with a broken signature", tamper(tok))
 
 	ok, msg := paste(tok)
@@ -216,4 +218,17 @@ func TestProvisionFromPage(t *testing.T) {
 	t.Logf("device: state=%s room=%s identity=%s", st.State, st.Room, st.Identity)
 	drv.screenshot("prov", "provision-done")
 	drv.do("close", map[string]any{"page": "prov"})
+
+	// The token set an admin password: from now on it opens the page, the setup code does not.
+	drv.do("open", map[string]any{"page": "admin", "url": d.url})
+	drv.do("fill", map[string]any{"page": "admin", "selector": "#password", "value": d.setupCode(t)})
+	drv.do("click", map[string]any{"page": "admin", "selector": "#login"})
+	r := drv.do("waitText", map[string]any{"page": "admin", "selector": "#login-error", "pattern": `\S`})
+	var loginErr string
+	r.field(t, "text", &loginErr)
+	t.Logf("setup code after provisioning an admin password: #login-error %q", loginErr)
+	drv.do("fill", map[string]any{"page": "admin", "selector": "#password", "value": adminPassword})
+	drv.do("click", map[string]any{"page": "admin", "selector": "#login"})
+	drv.do("waitText", map[string]any{"page": "admin", "selector": "#state", "pattern": "in-room", "timeout": 15000})
+	drv.do("close", map[string]any{"page": "admin"})
 }
