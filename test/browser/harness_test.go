@@ -352,8 +352,10 @@ func startDriver(t *testing.T) *driver {
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("starting node driver.mjs: %v", err)
 	}
+	stdoutEOF := make(chan struct{})
 	go func() {
 		defer close(d.lines)
+		defer close(stdoutEOF)
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {
@@ -362,6 +364,7 @@ func startDriver(t *testing.T) *driver {
 	}()
 	waited := make(chan error, 1)
 	go func() {
+		<-stdoutEOF // Wait closes the pipe: read node's last words first
 		err := d.cmd.Wait()
 		waited <- err
 		close(d.done)
@@ -422,7 +425,11 @@ func (d *driver) stop(waited <-chan error) {
 	for _, g := range groups {
 		_ = syscall.Kill(-g, syscall.SIGKILL) // ESRCH: the group is already gone
 	}
-	<-d.done
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("driver.mjs's stdout still open 10s after SIGKILL of its process group")
+	}
 	var left []string
 	deadline := time.Now().Add(5 * time.Second)
 	for {
