@@ -20,6 +20,7 @@
 //   read {page, selector, attrs?}    -> text, attrs
 //   video {page, selector, frames?}  -> width, height, frames seen advancing
 //   eval {page, expr, arg?}          -> value (expr is a function source: (arg) => ...)
+//   diag {page}                      -> the page's console and its recent /api/ calls
 //   screenshot {page, path}
 //   close {page}
 import { chromium } from 'playwright-core';
@@ -99,6 +100,21 @@ const ops = {
       if (entry.console.length > 50) entry.console.shift();
     });
     page.on('pageerror', (e) => entry.console.push(`pageerror: ${e.message}`));
+    // The page's API calls, for diagnosis: method, path, start time, body head, status.
+    entry.network = [];
+    page.on('request', (req) => {
+      const u = new URL(req.url());
+      if (!u.pathname.startsWith('/api/')) return;
+      const body = (req.postData() || '').slice(0, 60);
+      entry.network.push(`${new Date().toISOString()} ${req.method()} ${u.pathname} ${body}`);
+      if (entry.network.length > 50) entry.network.shift();
+    });
+    page.on('response', (resp) => {
+      const u = new URL(resp.url());
+      if (!u.pathname.startsWith('/api/')) return;
+      entry.network.push(`${new Date().toISOString()} ${resp.status()} ${resp.request().method()} ${u.pathname}`);
+      if (entry.network.length > 50) entry.network.shift();
+    });
     pages.set(cmd.page, entry);
     const resp = await page.goto(cmd.url, { timeout });
     return { status: resp ? resp.status() : 0, url: page.url() };
@@ -204,12 +220,20 @@ const ops = {
     );
   },
   async eval(cmd, timeout) {
-    // expr is a function's source; playwright calls it in the page with arg.
+    // expr is a function's source. Made a function here, playwright calls it in the page
+    // with arg (a string alone would be evaluated as an expression, never called).
+    const fn = new Function(`return (${cmd.expr});`)();
+    if (typeof fn !== 'function') throw new Error(`eval: ${cmd.expr} is not a function`);
     const value = await Promise.race([
-      pageOf(cmd).evaluate(cmd.expr, cmd.arg),
+      pageOf(cmd).evaluate(fn, cmd.arg),
       new Promise((_, reject) => setTimeout(() => reject(new Error(`eval: no answer in ${timeout} ms`)), timeout)),
     ]);
     return { value };
+  },
+  async diag(cmd) {
+    const p = pages.get(cmd.page);
+    if (!p) throw new Error(`no page named ${JSON.stringify(cmd.page)}`);
+    return { console: p.console, network: p.network };
   },
   async screenshot(cmd, timeout) {
     await pageOf(cmd).screenshot({ path: cmd.path, fullPage: true, timeout });

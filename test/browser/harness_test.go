@@ -556,7 +556,21 @@ func (d *driver) screenshot(page, name string) {
 	d.t.Logf("screenshot: %s", path)
 }
 
-// text reads an element's trimmed text and the named attributes.
+// diagnose logs a page's console and its recent API calls if the test has failed; defer it.
+func (d *driver) diagnose(page string) {
+	if !d.t.Failed() {
+		return
+	}
+	r := d.try("diag", map[string]any{"page": page})
+	if !r.OK {
+		return
+	}
+	var network []string
+	r.field(d.t, "network", &network)
+	d.t.Logf("page %s console:\n  %s\npage %s API calls:\n  %s", page, strings.Join(r.Console, "\n  "), page, strings.Join(network, "\n  "))
+}
+
+// read reads an element's trimmed text and the named attributes.
 func (d *driver) read(page, selector string, attrs ...string) (string, map[string]*string) {
 	d.t.Helper()
 	r := d.do("read", map[string]any{"page": page, "selector": selector, "attrs": attrs})

@@ -77,6 +77,7 @@ func TestControlPage(t *testing.T) {
 	drv := startDriver(t)
 
 	login(t, drv, d, "control", "control-login")
+	defer drv.diagnose("control")
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#state", "pattern": "in-room", "timeout": 30000})
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#room", "pattern": regexp.QuoteMeta(room)})
 	waitStatus(t, bin, stateDir, "in-room", 10*time.Second, func(s device.Status) bool { return s.State == "in-room" })
@@ -171,13 +172,23 @@ func TestProvisionFromPage(t *testing.T) {
 	drv := startDriver(t)
 
 	login(t, drv, d, "prov", "provision-login")
+	defer drv.diagnose("prov")
 	drv.do("waitText", map[string]any{"page": "prov", "selector": "#state", "pattern": "unprovisioned"})
 
 	paste := func(token string) (ok, msg string) {
 		t.Helper()
 		drv.do("fill", map[string]any{"page": "prov", "selector": "textarea#provision-token", "value": token})
 		// The result of an earlier paste is replaced: wait for this submit's answer.
-		drv.do("eval", map[string]any{"page": "prov", "expr": `() => document.querySelector('#provision-result').removeAttribute('data-ok')`})
+		r := drv.do("eval", map[string]any{"page": "prov", "expr": `() => {
+			const el = document.querySelector('#provision-result');
+			el.removeAttribute('data-ok');
+			return el.hasAttribute('data-ok') ? 'kept' : 'removed';
+		}`})
+		var got string
+		r.field(t, "value", &got)
+		if got != "removed" {
+			t.Fatalf("clearing #provision-result's data-ok: %q", got)
+		}
 		drv.do("click", map[string]any{"page": "prov", "selector": "#provision-submit"})
 		drv.do("wait", map[string]any{"page": "prov", "selector": "#provision-result[data-ok]", "state": "attached", "timeout": 30000})
 		text, attrs := drv.read("prov", "#provision-result", "data-ok")
