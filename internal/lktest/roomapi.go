@@ -11,7 +11,9 @@ import (
 )
 
 // apiClient bounds each API call so a stopped (SIGSTOP) or wedged server cannot hang a test.
-var apiClient = &http.Client{Timeout: 10 * time.Second}
+// Every call dials anew: a pooled connection would still lead to a node a test has killed,
+// where a balancer in front sends each new connection to a live one.
+var apiClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // API is the server API (Twirp RoomService with dev-key admin tokens) at any base URL: a
 // Server's own, or a proxy's or load balancer's in front of a cluster. The Server methods of
