@@ -93,6 +93,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.apply(d.saved)
 	d.applyConfig(d.cfg)
 	d.room = newRoomLink(d, log)
+	d.room.updateState() // the page and /healthz never see a state not derived yet
 	if opts.ProvisionFile != "" {
 		d.consumeProvisionFile(ctx, opts.ProvisionFile)
 	}

@@ -62,16 +62,16 @@ func runDaemon(t *testing.T) (base, code string) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the daemon never logged its control page URL")
 	}
-	// The room link derives the first state on its own goroutine; wait for it.
-	waitUntil(t, "the daemon's first state", 10*time.Second, func() bool {
-		resp, err := http.Get(base + "healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var h struct{ State string }
-		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.State == "unprovisioned"
-	})
+	// The first state is derived before the page is served.
+	resp, err := http.Get(base + "healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct{ State string }
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || h.State != "unprovisioned" {
+		t.Fatalf("healthz right after start: state %q (%v), want unprovisioned", h.State, err)
+	}
 	b, err := os.ReadFile(filepath.Join(dir, device.SetupCodeFile))
 	if err != nil {
 		t.Fatal(err)
