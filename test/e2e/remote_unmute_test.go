@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+
+	"roombox/device"
+	"roombox/internal/lktest"
+)
+
+// A fleet may allow the room to unmute the mic (--allow-remote-unmute in the signed
+// provisioning token): then a moderator's unmute is obeyed without a local press, and the
+// tone reaches the room again. TestModeratorMute shows the default, where it is not.
+func TestRemoteUnmuteAllowedByProvisioning(t *testing.T) {
+	srv := lktest.Start(t, lktest.WithRoom(func(rc *lktest.RoomConfig) { rc.EnableRemoteUnmute = true }))
+	sub := joinSubscriber(t, srv.URL, lktest.Token(t, room, "watcher"))
+	bin := roomboxBinary(t)
+	keys := t.TempDir()
+	mustCLI(t, bin, "fleet", "keygen", "--out", keys)
+	tok := strings.TrimSpace(mustCLI(t, bin, "fleet", "sign", "--key", filepath.Join(keys, "fleet.key"), "--url", srv.URL,
+		"--livekit-token", lktest.Token(t, room, deviceIdentity), "--allow-remote-unmute"))
+	stateDir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--fleet-key=", tok)
+	startDaemon(t, bin, stateDir)
+	waitFor(t, "the device in the room", 20*time.Second, func() bool {
+		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
+	})
+	mustCLI(t, bin, "mute", "--state-dir", stateDir)
+	waitFor(t, "the server to report the mic muted", 5*time.Second, func() bool {
+		m, ok := micMutedOnServer(t, srv)
+		return ok && m
+	})
+
+	p, err := srv.GetParticipant(context.Background(), room, deviceIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mic := lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE)
+	if _, err := srv.MutePublishedTrack(context.Background(), room, deviceIdentity, mic.Sid, false); err != nil {
+		t.Fatalf("remote unmute: %v", err)
+	}
+	asked := time.Now()
+	waitFor(t, "the device to obey the remote unmute", 5*time.Second, func() bool {
+		st := deviceStatus(t, bin, stateDir)
+		return !st.MicMuted && !st.LED
+	})
+	waitFor(t, "the tone in the room", 5*time.Second, func() bool { return toneLevelSince(sub, asked) > toneDBFS })
+}
