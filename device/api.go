@@ -57,6 +57,7 @@ type Status struct {
 	Joins        int      `json:"joins,omitempty"`   // successful joins since start (>1: it rejoined)
 	Resumes      int      `json:"resumes,omitempty"` // signal connections resumed in the current join
 	Hal          string   `json:"hal"`
+	Encoder      string   `json:"encoder,omitempty"` // the video encoder in use; empty without a camera
 	DeviceID     string   `json:"device_id"`
 	Name         string   `json:"name,omitempty"`      // display name from provisioning
 	FleetKey     string   `json:"fleet_key,omitempty"` // fingerprint of the trusted fleet key

@@ -33,12 +33,13 @@ const (
 // daemon is the running appliance: it owns the board, the media pipelines, the room
 // connection and the local servers, and implements Controller for them.
 type daemon struct {
-	log   *slog.Logger
-	store *Store
-	board *hal.Board
-	video *media.Video
-	audio *media.Audio
-	venc  *media.X264
+	log     *slog.Logger
+	store   *Store
+	board   *hal.Board
+	video   *media.Video
+	audio   *media.Audio
+	venc    hal.VideoEncoder
+	encoder string // which encoder venc is, for Status
 	// playback plays the room through the speaker; nil on a board without one.
 	playback *media.Playback
 
@@ -116,8 +117,12 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
-	spawn("video", d.video.Run)
-	spawn("audio", d.audio.Run)
+	if d.video != nil {
+		spawn("video", d.video.Run)
+	}
+	if d.audio != nil {
+		spawn("audio", d.audio.Run)
+	}
 	if d.playback != nil {
 		spawn("speaker", d.playback.Run)
 	}
@@ -185,35 +190,59 @@ func openBoard(opts Options) (*hal.Board, error) {
 	return nil, fmt.Errorf("device: unknown hal %q (want sim or linux)", opts.Hal)
 }
 
+// setupMedia builds the pipelines for the parts the board has: a board without a camera
+// or a microphone still joins its room (and plays it, with a speaker).
 func (d *daemon) setupMedia() error {
 	var err error
-	d.videoTrack, err = webrtc.NewTrackLocalStaticSample(signaling.H264, "camera", streamName)
-	if err != nil {
-		return fmt.Errorf("device: video track: %w", err)
+	if cam := d.board.Camera; cam != nil {
+		if d.videoTrack, err = webrtc.NewTrackLocalStaticSample(signaling.H264, "camera", streamName); err != nil {
+			return fmt.Errorf("device: video track: %w", err)
+		}
+		f := cam.Format()
+		if d.venc, d.encoder, err = d.openEncoder(hal.EncoderConfig{Width: f.Width, Height: f.Height, FPS: f.FPS, Bitrate: videoBPS}); err != nil {
+			return err
+		}
+		d.video = media.NewVideo(cam, d.venc, d.videoTrack)
 	}
-	d.audioTrack, err = webrtc.NewTrackLocalStaticSample(signaling.Opus, "microphone", streamName)
-	if err != nil {
-		return fmt.Errorf("device: audio track: %w", err)
-	}
-	f := d.board.Camera.Format()
-	if d.venc, err = media.NewX264(media.X264Config{Width: f.Width, Height: f.Height, FPS: f.FPS, Bitrate: videoBPS}); err != nil {
-		return err
-	}
-	d.video = media.NewVideo(d.board.Camera, d.venc, d.videoTrack)
 	if d.board.Speaker != nil {
 		if d.playback, err = media.NewPlayback(d.board.Speaker); err != nil {
 			return err
 		}
 	}
-	aenc, err := media.NewOpusEncoder(audioBPS)
-	if err != nil {
-		return err
+	if d.board.Mic != nil {
+		if d.audioTrack, err = webrtc.NewTrackLocalStaticSample(signaling.Opus, "microphone", streamName); err != nil {
+			return fmt.Errorf("device: audio track: %w", err)
+		}
+		aenc, err := media.NewOpusEncoder(audioBPS)
+		if err != nil {
+			return err
+		}
+		if d.audio, err = media.NewAudio(d.board.Mic, aenc, d.audioTrack); err != nil {
+			return err
+		}
 	}
-	d.audio, err = media.NewAudio(d.board.Mic, aenc, d.audioTrack)
-	return err
+	return nil
 }
 
-// closeEncoders frees the x264 encoder's C memory (the Opus encoder is Go-managed).
+// openEncoder opens the board's hardware encoder if it has one and it opens, else x264:
+// decided at run time (a Pi 5 has no hardware encoder) and named on the page.
+func (d *daemon) openEncoder(cfg hal.EncoderConfig) (hal.VideoEncoder, string, error) {
+	if d.board.Encoder != nil {
+		enc, err := d.board.Encoder(cfg)
+		if err == nil {
+			return enc, d.board.EncoderName + " (hardware)", nil
+		}
+		d.log.Warn("hardware encoder did not open; encoding in software", "encoder", d.board.EncoderName, "err", err)
+	}
+	enc, err := media.NewX264(media.X264Config{Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Bitrate: cfg.Bitrate})
+	if err != nil {
+		return nil, "", err
+	}
+	return enc, "x264 (software)", nil
+}
+
+// closeEncoders frees the video encoder (C memory or a device); the Opus encoder is
+// Go-managed.
 func (d *daemon) closeEncoders() {
 	if d.venc != nil {
 		_ = d.venc.Close()
@@ -224,8 +253,12 @@ func (d *daemon) closeEncoders() {
 // (so no audio energy leaves) and black into the video encoder (so no pixels leave) first,
 // then the LED.
 func (d *daemon) apply(st SavedState) {
-	d.audio.SetMuted(st.MicMuted)
-	d.video.SetEnabled(!st.CameraOff)
+	if d.audio != nil {
+		d.audio.SetMuted(st.MicMuted)
+	}
+	if d.video != nil {
+		d.video.SetEnabled(!st.CameraOff)
+	}
 	if d.playback != nil {
 		d.playback.SetMuted(st.SpeakerMuted)
 		d.playback.SetVolume(st.SpeakerVolume())
@@ -384,6 +417,9 @@ func (d *daemon) Provision(ctx context.Context, p Provisioning) error {
 
 // applyConfig applies provisioned media settings.
 func (d *daemon) applyConfig(cfg Config) {
+	if d.video == nil {
+		return
+	}
 	bps := videoBPS
 	if cfg.Media.VideoBitrate > 0 {
 		bps = cfg.Media.VideoBitrate
@@ -446,6 +482,7 @@ func (d *daemon) Status(ctx context.Context) Status {
 		Volume:      d.saved.SpeakerVolume(),
 		LED:         d.led,
 		Hal:         d.board.Name,
+		Encoder:     d.encoder,
 		DeviceID:    d.trust.DeviceID,
 		Name:        cfg.Name,
 	}
@@ -463,14 +500,18 @@ func (d *daemon) Status(ctx context.Context) Status {
 // localTracks are what the device publishes on every join, with its current mute state;
 // the SFU's keyframe requests for the camera reach the encoder.
 func (d *daemon) localTracks() []signaling.Track {
-	f := d.board.Camera.Format()
 	st := d.savedState()
-	return []signaling.Track{
-		{LocalTrack: signaling.LocalTrack{Track: d.videoTrack, Type: livekit.TrackType_VIDEO,
+	var tracks []signaling.Track
+	if d.video != nil {
+		f := d.board.Camera.Format()
+		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.videoTrack, Type: livekit.TrackType_VIDEO,
 			Source: livekit.TrackSource_CAMERA, Name: "camera", Width: uint32(f.Width), Height: uint32(f.Height),
 			Muted: st.CameraOff},
-			OnRTCP: d.video.HandleRTCP},
-		{LocalTrack: signaling.LocalTrack{Track: d.audioTrack, Type: livekit.TrackType_AUDIO,
-			Source: livekit.TrackSource_MICROPHONE, Name: "microphone", Muted: st.MicMuted}},
+			OnRTCP: d.video.HandleRTCP})
 	}
+	if d.audio != nil {
+		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.audioTrack, Type: livekit.TrackType_AUDIO,
+			Source: livekit.TrackSource_MICROPHONE, Name: "microphone", Muted: st.MicMuted}})
+	}
+	return tracks
 }

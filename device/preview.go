@@ -37,6 +37,8 @@ type previewer struct {
 	wg     sync.WaitGroup
 }
 
+// newPreviewer serves previews of the video and audio tracks; either is nil when the board
+// lacks that part.
 func newPreviewer(log *slog.Logger, video, audio webrtc.TrackLocal, onRTCP func([]rtcp.Packet), keyframe func()) *previewer {
 	return &previewer{log: log, video: video, audio: audio, onRTCP: onRTCP, keyframe: keyframe,
 		pcs: map[*webrtc.PeerConnection]bool{}}
@@ -111,6 +113,9 @@ func (p *previewer) negotiate(ctx context.Context, pc *webrtc.PeerConnection, of
 		return webrtc.SessionDescription{}, badRequest{fmt.Errorf("device: preview: bad offer: %w", err)}
 	}
 	for _, tr := range []webrtc.TrackLocal{p.video, p.audio} {
+		if tr == nil {
+			continue // the board has no such part
+		}
 		sender, err := pc.AddTrack(tr)
 		if err != nil {
 			return webrtc.SessionDescription{}, fmt.Errorf("device: preview: add %s track: %w", tr.Kind(), err)

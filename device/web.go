@@ -15,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 )
 
 // SetupCodeFile holds the per-device code that guards the page until an admin password is
@@ -52,7 +55,17 @@ func newWebServer(d *daemon, store *Store, addr string, log *slog.Logger) (*webS
 		return nil, fmt.Errorf("device: http listen: %w", err)
 	}
 	sampler := &liveSampler{now: time.Now, state: func() string { return d.Status(context.Background()).State },
-		stats: d.roomStats, videoID: d.videoTrack.ID(), thermal: d.board.Thermal, cpu: procCPUSeconds}
+		stats: d.roomStats, thermal: d.board.Thermal, cpu: procCPUSeconds}
+	// The preview sends what the board has: a board without a camera or a mic has no such track.
+	var video, audio webrtc.TrackLocal
+	onRTCP, keyframe := func([]rtcp.Packet) {}, func() {}
+	if d.video != nil {
+		video, onRTCP, keyframe = d.videoTrack, d.video.HandleRTCP, d.video.RequestKeyframe
+		sampler.videoID = d.videoTrack.ID()
+	}
+	if d.audio != nil {
+		audio = d.audioTrack
+	}
 	d.metrics.observe(d, sampler.latest, d.board.Thermal)
 	w := newWeb(webConfig{
 		c: d,
@@ -60,7 +73,7 @@ func newWebServer(d *daemon, store *Store, addr string, log *slog.Logger) (*webS
 			time.Now, d.metrics.loginFailed),
 		log:     log,
 		devices: newBoardDevices(d.board),
-		preview: newPreviewer(log, d.videoTrack, d.audioTrack, d.video.HandleRTCP, d.video.RequestKeyframe),
+		preview: newPreviewer(log, video, audio, onRTCP, keyframe),
 		live:    sampler.latest,
 		logs:    d.logs,
 		metrics: d.metrics,

@@ -156,6 +156,19 @@ type Board struct {
 	Buttons Buttons
 	LED     LED
 	Thermal Thermal
+	// Encoder opens the board's hardware H.264 encoder; nil when it has none, and the
+	// device encodes in software.
+	Encoder func(EncoderConfig) (VideoEncoder, error)
+	// EncoderName says which hardware encoder Encoder opens, for the page and the log.
+	EncoderName string
+}
+
+// EncoderConfig is what a video encoder is opened with.
+type EncoderConfig struct {
+	Width, Height int
+	FPS           int
+	Bitrate       int // bits per second
+	KeyInterval   int // frames between IDRs
 }
 
 // Close closes every present part and returns their errors joined.

@@ -1,0 +1,132 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+
+	"roombox/hal"
+	"roombox/hal/sim"
+	"roombox/internal/lktest"
+	"roombox/media"
+)
+
+// runBoard runs the daemon in-process on board, provisioned for room on srv, until the
+// test ends, and returns its LocalAPI client once it answers.
+func runBoard(t *testing.T, srv *lktest.Server, room, identity string, board *hal.Board) *LocalClient {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.Provision(Provisioning{URL: srv.URL, Token: lktest.Token(t, room, identity)}, Trust{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{StateDir: dir, HTTPAddr: "127.0.0.1:0", board: board,
+			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("Run did not return within 20 s of its context ending")
+		}
+	})
+	api := Dial(dir)
+	waitFor(t, "the device in the room", 20*time.Second, func() bool {
+		st, err := api.Status(ctx)
+		return err == nil && st.State == StateInRoom.String()
+	})
+	return api
+}
+
+func simParts(t *testing.T) *hal.Board {
+	t.Helper()
+	b, err := sim.New(sim.Config{Width: simWidth, Height: simHeight, FPS: simFPS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.HAL()
+}
+
+// publishedSources lists the sources of the tracks the server has for identity.
+func publishedSources(t *testing.T, srv *lktest.Server, room, identity string) map[livekit.TrackSource]bool {
+	t.Helper()
+	p, err := srv.GetParticipant(context.Background(), room, identity)
+	if err != nil {
+		return nil
+	}
+	got := map[livekit.TrackSource]bool{}
+	for _, tr := range p.Tracks {
+		got[tr.Source] = true
+	}
+	return got
+}
+
+// A missing camera or microphone is skipped, not a failure: the device still joins and
+// publishes what it has, and mutes of the missing part are stored (a board whose camera
+// comes back honours them).
+func TestBoardWithoutCameraOrMic(t *testing.T) {
+	srv := lktest.Start(t)
+
+	noCam := simParts(t)
+	noCam.Camera = nil
+	api := runBoard(t, srv, "parts", "no-camera", noCam)
+	waitFor(t, "the microphone alone published", 10*time.Second, func() bool {
+		s := publishedSources(t, srv, "parts", "no-camera")
+		return s[livekit.TrackSource_MICROPHONE] && !s[livekit.TrackSource_CAMERA]
+	})
+	if err := api.SetMuted(context.Background(), TargetCamera, true); err != nil {
+		t.Fatalf("camera mute on a board without a camera: %v", err)
+	}
+	if st, _ := api.Status(context.Background()); st.Encoder != "" || !st.CameraOff {
+		t.Fatalf("status without a camera: encoder %q, camera_off %v", st.Encoder, st.CameraOff)
+	}
+
+	bare := simParts(t)
+	bare.Camera, bare.Mic = nil, nil
+	runBoard(t, srv, "parts", "bare", bare)
+	if s := publishedSources(t, srv, "parts", "bare"); s == nil || len(s) != 0 {
+		t.Fatalf("a board with neither camera nor mic: server lists %v, want the participant with no tracks", s)
+	}
+}
+
+// The board's hardware encoder is used when it opens, and x264 when it does not; Status
+// says which.
+func TestEncoderChoice(t *testing.T) {
+	srv := lktest.Start(t)
+	opened := 0
+	hw := simParts(t)
+	hw.EncoderName = "test-m2m"
+	hw.Encoder = func(cfg hal.EncoderConfig) (hal.VideoEncoder, error) {
+		opened++
+		return media.NewX264(media.X264Config{Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Bitrate: cfg.Bitrate})
+	}
+	api := runBoard(t, srv, "enc", "hw", hw)
+	if st, _ := api.Status(context.Background()); st.Encoder != "test-m2m (hardware)" || opened != 1 {
+		t.Fatalf("encoder %q, hardware opened %d times; want test-m2m (hardware), once", st.Encoder, opened)
+	}
+
+	broken := simParts(t)
+	broken.EncoderName = "test-m2m"
+	broken.Encoder = func(hal.EncoderConfig) (hal.VideoEncoder, error) { return nil, errors.New("ESRCH") }
+	api = runBoard(t, srv, "enc", "sw", broken)
+	if st, _ := api.Status(context.Background()); st.Encoder != "x264 (software)" {
+		t.Fatalf("encoder %q after the hardware one failed; want x264 (software)", st.Encoder)
+	}
+	waitFor(t, "the camera published with the software encoder", 10*time.Second, func() bool {
+		return publishedSources(t, srv, "enc", "sw")[livekit.TrackSource_CAMERA]
+	})
+}
