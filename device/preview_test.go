@@ -15,6 +15,7 @@ import (
 	"roombox/device"
 	"roombox/hal/sim"
 	"roombox/internal/previewtest"
+	"roombox/internal/testwait"
 )
 
 // urlCatcher passes the daemon's log on and reports the control page's URL.
@@ -44,21 +45,13 @@ func runDaemon(t *testing.T) (base, code string) {
 	t.Helper()
 	dir := socketDir(t)
 	catcher := urlCatcher{Handler: slog.NewTextHandler(t.Output(), nil), url: make(chan string, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- device.Run(ctx, device.Options{Hal: "sim", StateDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(catcher)})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
+	daemon := testwait.Go(t, "daemon", 20*time.Second, func(ctx context.Context) error {
+		return device.Run(ctx, device.Options{Hal: "sim", StateDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(catcher)})
 	})
 	select {
 	case base = <-catcher.url:
-	case err := <-done:
-		t.Fatalf("daemon exited: %v", err)
+	case <-daemon.Done():
+		t.Fatalf("daemon exited: %v", daemon.Err())
 	case <-time.After(20 * time.Second):
 		t.Fatal("the daemon never logged its control page URL")
 	}
@@ -77,17 +70,6 @@ func runDaemon(t *testing.T) (base, code string) {
 		t.Fatal(err)
 	}
 	return strings.TrimSuffix(base, "/"), strings.TrimSpace(string(b))
-}
-
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestPreviewFromDevice: a viewer on the LAN (here loopback) gets the device's own H.264 and
@@ -124,7 +106,7 @@ func TestPreviewFromDevice(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the preview never connected")
 	}
-	waitUntil(t, "30 access units and 50 audio packets", 20*time.Second, func() bool {
+	testwait.For(t, "30 access units and 50 audio packets", 20*time.Second, func() bool {
 		_, audio := v.Packets()
 		return v.AccessUnits() >= 30 && audio >= 50
 	})
@@ -162,7 +144,7 @@ func TestPreviewFromDevice(t *testing.T) {
 	}
 	n0, _ := v.Packets()
 	units := v.AccessUnits()
-	waitUntil(t, "two more access units after the camera went off", 10*time.Second, func() bool {
+	testwait.For(t, "two more access units after the camera went off", 10*time.Second, func() bool {
 		n, _ := v.Packets()
 		return v.AccessUnits() >= units+2 && n > n0
 	})

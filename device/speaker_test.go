@@ -14,6 +14,7 @@ import (
 
 	"roombox/hal/sim"
 	"roombox/internal/lktest"
+	"roombox/internal/testwait"
 	"roombox/media"
 	"roombox/signaling"
 )
@@ -140,26 +141,14 @@ func TestSpeakerPlaysRoom(t *testing.T) {
 	board := b.HAL()
 	board.Speaker = spk
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{StateDir: dir, HTTPAddr: "127.0.0.1:0", board: board,
+	testwait.Go(t, "Run", 20*time.Second, func(ctx context.Context) error {
+		return Run(ctx, Options{StateDir: dir, HTTPAddr: "127.0.0.1:0", board: board,
 			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return within 20 s of its context ending")
-		}
 	})
+	ctx := context.Background()
 
 	api := Dial(dir)
-	waitFor(t, "the LocalAPI", 10*time.Second, func() bool {
+	testwait.For(t, "the LocalAPI", 10*time.Second, func() bool {
 		_, err := api.Status(ctx)
 		return err == nil
 	})
@@ -170,14 +159,14 @@ func TestSpeakerPlaysRoom(t *testing.T) {
 
 	// The sim microphone's tone peaks at -10 dBFS; volume 100 is unity gain, 50 is -25 dB.
 	start := time.Now()
-	waitFor(t, "the talker's 660 Hz at the speaker, about -10 dBFS", 20*time.Second, func() bool {
+	testwait.For(t, "the talker's 660 Hz at the speaker, about -10 dBFS", 20*time.Second, func() bool {
 		return math.Abs(spk.tone(660)+10) < 2
 	})
 	t.Logf("talker joined -> 660 Hz at the speaker at %.1f dBFS after %v", spk.tone(660), time.Since(start).Round(time.Millisecond))
 	if err := api.SetVolume(ctx, 50); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the tone at volume 50, about -35 dBFS", 5*time.Second, func() bool {
+	testwait.For(t, "the tone at volume 50, about -35 dBFS", 5*time.Second, func() bool {
 		return math.Abs(spk.tone(660)+35) < 2
 	})
 
@@ -220,17 +209,5 @@ func TestSpeakerPlaysRoom(t *testing.T) {
 	if err := api.SetMuted(ctx, TargetSpeaker, false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the tone after unmute", 5*time.Second, func() bool { return math.Abs(spk.tone(660)+35) < 2 })
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, "the tone after unmute", 5*time.Second, func() bool { return math.Abs(spk.tone(660)+35) < 2 })
 }

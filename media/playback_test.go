@@ -20,6 +20,7 @@ import (
 
 	"roombox/hal"
 	"roombox/hal/sim"
+	"roombox/internal/testwait"
 )
 
 // The sim microphone's tone, a sine peaking at -10 dBFS, is what the remote tracks send.
@@ -27,6 +28,13 @@ const sentToneDBFS = -10.0
 
 // firstSeq makes the sequence numbers wrap within the first second.
 const firstSeq = 65500
+
+// The playback runs on its own goroutines; the test waits for it often (every step of the
+// fake clock), so it polls briskly.
+const (
+	playbackWait = 10 * time.Second
+	playbackPoll = 50 * time.Microsecond
+)
 
 // tonePackets returns n 20 ms Opus packets of the sim microphone's tone at hz.
 func tonePackets(tb testing.TB, hz float64, n int) [][]byte {
@@ -58,18 +66,6 @@ func rtpPacket(tb testing.TB, seq uint16, payload []byte) []byte {
 }
 
 func toneDBFS(x []int16, hz float64) float64 { return sim.ToneDBFS(x, hz, OpusSampleRate) }
-
-// waitUntil polls cond; the playback runs on its own goroutines.
-func waitUntil(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Microsecond)
-	}
-}
 
 // remoteTrack is a remote track the test hands packets to one at a time, as the network
 // would: send returns once the playback's reader has buffered the packet (it has come
@@ -120,7 +116,7 @@ func (r *remoteTrack) send() {
 		r.tb.Fatal("the playback never read the track")
 	}
 	r.sent++
-	waitUntil(r.tb, "the packet to be buffered", func() bool { return r.reads.Load() > r.sent })
+	testwait.ForEvery(r.tb, "the packet to be buffered", playbackWait, playbackPoll, func() bool { return r.reads.Load() > r.sent })
 }
 
 // lose skips the next packet, as a lossy network would.
@@ -147,20 +143,7 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pb.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("Run did not return after its context ended")
-		}
-	})
+	testwait.Go(t, "Run", time.Minute, pb.Run)
 	r := &rig{t: t, clock: clock, spk: b.Speaker, pb: pb, writes: 1}
 	r.settle() // the first period is written at once
 	return r
@@ -181,7 +164,7 @@ func (r *rig) add(tracks ...*remoteTrack) {
 // write the next (which it has mixed already).
 func (r *rig) settle() {
 	r.t.Helper()
-	waitUntil(r.t, "the playback to wait for the next period", func() bool {
+	testwait.ForEvery(r.t, "the playback to wait for the next period", playbackWait, playbackPoll, func() bool {
 		return r.spk.Writes() == r.writes && r.clock.Waiters() == 1
 	})
 }
@@ -380,8 +363,8 @@ func TestPlaybackTrackEnds(t *testing.T) {
 		t.Fatalf("%d track readers running, want %d", n, before+2)
 	}
 	b.end()
-	waitUntil(t, "the ended track to be removed", func() bool { return r.pb.Tracks() == 1 })
-	waitUntil(t, "its reader to stop", func() bool { return readers() == before+1 })
+	testwait.ForEvery(t, "the ended track to be removed", playbackWait, playbackPoll, func() bool { return r.pb.Tracks() == 1 })
+	testwait.ForEvery(t, "its reader to stop", playbackWait, playbackPoll, func() bool { return readers() == before+1 })
 	r.play(400*time.Millisecond, a)
 	got := r.last(window)
 	if lvl := toneDBFS(got, 440); math.Abs(lvl-sentToneDBFS) > 1 {
@@ -408,7 +391,7 @@ func TestPlaybackRunStopsReaders(t *testing.T) {
 	// The open track's Read never returns by itself: Run must stop it.
 	runUntilDone(t, func(ctx context.Context) error {
 		go func() {
-			waitUntil(t, "the reader to start", func() bool { return a.reads.Load() > 0 })
+			testwait.ForEvery(t, "the reader to start", playbackWait, playbackPoll, func() bool { return a.reads.Load() > 0 })
 			cancel()
 		}()
 		return pb.Run(ctx)

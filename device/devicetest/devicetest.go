@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"roombox/device"
+	"roombox/internal/testwait"
 )
 
 // Controller is a device.Controller that keeps its state in memory: the microphone's mute
@@ -140,22 +141,14 @@ func (c *Controller) Provisioning() device.Provisioning {
 // its socket.
 func ServeLocalAPI(t testing.TB, dir string, c device.Controller) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- device.ServeLocalAPI(ctx, dir, c, slog.New(slog.DiscardHandler)) }()
+	// Cleanups run last first: this check runs once ServeLocalAPI has returned.
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("ServeLocalAPI: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("ServeLocalAPI did not return after cancel")
-		}
 		if _, err := os.Lstat(device.SocketPath(dir)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("socket left behind after shutdown: %v", err)
 		}
+	})
+	srv := testwait.Go(t, "ServeLocalAPI", 10*time.Second, func(ctx context.Context) error {
+		return device.ServeLocalAPI(ctx, dir, c, slog.New(slog.DiscardHandler))
 	})
 	// Wait until it answers.
 	cl := device.Dial(dir)
@@ -165,8 +158,8 @@ func ServeLocalAPI(t testing.TB, dir string, c device.Controller) {
 			return
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("ServeLocalAPI: %v", err)
+		case <-srv.Done():
+			t.Fatalf("ServeLocalAPI: %v", srv.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 		if i > 1000 {

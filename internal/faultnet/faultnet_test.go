@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"roombox/internal/faultnet"
+	"roombox/internal/testwait"
 )
 
 const (
@@ -176,18 +177,6 @@ func (c *client) broken() error {
 	return err
 }
 
-// eventually polls cond every 10 ms for up to waitData.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitData)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestProxyForwards(t *testing.T) {
 	g := startGreeter(t, "A")
 	p := faultnet.NewProxy(t, g.Addr())
@@ -206,7 +195,7 @@ func TestProxyForwards(t *testing.T) {
 
 	// A client's orderly close reaches the server and the proxy forgets the connection.
 	c.Close()
-	eventually(t, "proxy and server to drop the closed connection", func() bool {
+	testwait.For(t, "proxy and server to drop the closed connection", waitData, func() bool {
 		return p.Conns() == 0 && g.Open() == 0
 	})
 }
@@ -231,7 +220,7 @@ func TestProxyCutAll(t *testing.T) {
 			t.Errorf("client read after CutAll: %v; want ECONNRESET", err)
 		}
 	}
-	eventually(t, "the server to see both connections end", func() bool { return g.Open() == 0 })
+	testwait.For(t, "the server to see both connections end", waitData, func() bool { return g.Open() == 0 })
 
 	// New connections still work.
 	c3 := dial(t, p.Addr())
@@ -307,7 +296,7 @@ func TestProxyPauseHoldsClose(t *testing.T) {
 		t.Fatalf("server open connections = %d while paused; want 1", g.Open())
 	}
 	p.Pause(false)
-	eventually(t, "the server to see the close", func() bool { return g.Open() == 0 })
+	testwait.For(t, "the server to see the close", waitData, func() bool { return g.Open() == 0 })
 }
 
 func TestProxyCloseWhilePaused(t *testing.T) {
@@ -334,13 +323,13 @@ func TestProxyCloseWhilePaused(t *testing.T) {
 	if _, err := net.DialTimeout("tcp4", p.Addr(), waitData); err == nil {
 		t.Error("dial after Close succeeded")
 	}
-	eventually(t, "the server to see the reset", func() bool { return g.Open() == 0 })
+	testwait.For(t, "the server to see the reset", waitData, func() bool { return g.Open() == 0 })
 }
 
 func TestProxyDeadTarget(t *testing.T) {
 	p := faultnet.NewProxy(t, deadAddr(t))
 	mustFail(t, p.Addr())
-	eventually(t, "the proxy to drop the connection", func() bool { return p.Conns() == 0 })
+	testwait.For(t, "the proxy to drop the connection", waitData, func() bool { return p.Conns() == 0 })
 }
 
 func TestLoadBalancer(t *testing.T) {

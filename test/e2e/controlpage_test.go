@@ -16,6 +16,7 @@ import (
 	"roombox/device"
 	"roombox/internal/lktest"
 	"roombox/internal/previewtest"
+	"roombox/internal/testwait"
 )
 
 // TestControlPageInRoom drives the real binary's control page while it is in a real room:
@@ -49,7 +50,7 @@ func TestControlPageInRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, "the page's status to show the device in its room with the watcher", 20*time.Second, func() bool {
+	testwait.For(t, "the page's status to show the device in its room with the watcher", 20*time.Second, func() bool {
 		var st device.Status
 		if err := s.Call(ctx, "GET", "/api/status", nil, &st); err != nil {
 			t.Fatal(err)
@@ -123,7 +124,7 @@ func TestControlPageInRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	waitFor(t, "10 access units in the preview", 20*time.Second, func() bool { return v.AccessUnits() >= 10 })
+	testwait.For(t, "10 access units in the preview", 20*time.Second, func() bool { return v.AccessUnits() >= 10 })
 	if _, err := v.VideoFrames(simWidth, simHeight); err != nil {
 		t.Fatal(err)
 	}

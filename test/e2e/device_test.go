@@ -21,6 +21,7 @@ import (
 
 	"roombox/device"
 	"roombox/internal/lktest"
+	"roombox/internal/testwait"
 )
 
 const (
@@ -219,12 +220,12 @@ func TestDevicePublishesIntoRealRoom(t *testing.T) {
 	}
 	checkHTTP(t, pageURL)
 
-	waitFor(t, "the device's video and audio tracks", 20*time.Second, func() bool {
+	testwait.For(t, "the device's video and audio tracks", 20*time.Second, func() bool {
 		sub.mu.Lock()
 		defer sub.mu.Unlock()
 		return sub.tracks["video"] && sub.tracks["audio"] && sub.identities[deviceIdentity]
 	})
-	waitFor(t, "30 H.264 frames including an IDR with SPS and PPS", 20*time.Second, func() bool {
+	testwait.For(t, "30 H.264 frames including an IDR with SPS and PPS", 20*time.Second, func() bool {
 		aus, _, _ := sub.snapshot()
 		return len(aus) >= 30 && firstIDR(aus) >= 0
 	})
@@ -256,7 +257,7 @@ func TestDevicePublishesIntoRealRoom(t *testing.T) {
 	t.Logf("decoded %d pictures, frame counter %d..%d", len(stamps), stamps[0].Seq, stamps[len(stamps)-1].Seq)
 
 	// The tone arrives.
-	waitFor(t, "the 440 Hz tone", 10*time.Second, func() bool { return toneLevel(sub, 10) > toneDBFS })
+	testwait.For(t, "the 440 Hz tone", 10*time.Second, func() bool { return toneLevel(sub, 10) > toneDBFS })
 
 	// Mute: silence within the budget, held, the server reports the track muted, the LED on.
 	mustCLI(t, bin, "mute", "--state-dir", stateDir)
@@ -268,7 +269,7 @@ func TestDevicePublishesIntoRealRoom(t *testing.T) {
 	} else {
 		t.Logf("mute -> last audible packet %v after the command returned; %d packets arrived after it", max(lag, 0).Round(time.Millisecond), after)
 	}
-	waitFor(t, "the server to report the mic muted", 5*time.Second, func() bool {
+	testwait.For(t, "the server to report the mic muted", 5*time.Second, func() bool {
 		m, ok := micMutedOnServer(t, srv)
 		return ok && m
 	})
@@ -279,8 +280,8 @@ func TestDevicePublishesIntoRealRoom(t *testing.T) {
 	// Unmute: the tone returns and the server reports the track live.
 	mustCLI(t, bin, "unmute", "--state-dir", stateDir)
 	unmuted := time.Now()
-	waitFor(t, "the tone after unmute", 5*time.Second, func() bool { return toneLevelSince(sub, unmuted) > toneDBFS })
-	waitFor(t, "the server to report the mic live", 5*time.Second, func() bool {
+	testwait.For(t, "the tone after unmute", 5*time.Second, func() bool { return toneLevelSince(sub, unmuted) > toneDBFS })
+	testwait.For(t, "the server to report the mic live", 5*time.Second, func() bool {
 		m, ok := micMutedOnServer(t, srv)
 		return ok && !m
 	})

@@ -16,6 +16,7 @@ import (
 
 	"roombox/device"
 	"roombox/internal/lktest"
+	"roombox/internal/testwait"
 )
 
 // tokenEndpoint is a fleet backend's token endpoint: it answers a POST carrying the device
@@ -58,7 +59,7 @@ func TestBootFileProvisioningWithTokenEndpoint(t *testing.T) {
 	}
 	stateDir := filepath.Join(t.TempDir(), "state")
 	startDaemon(t, bin, stateDir, "--fleet-key", filepath.Join(keys, "fleet.pub"), "--provision-file", boot)
-	waitFor(t, "the device in the room", 20*time.Second, func() bool {
+	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
 		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
 	})
 	if _, err := os.Stat(boot); !errors.Is(err, fs.ErrNotExist) {
@@ -75,7 +76,7 @@ func TestBootFileProvisioningWithTokenEndpoint(t *testing.T) {
 	before := served.Load()
 	srv.Kill()
 	srv.Restart()
-	waitFor(t, "the device back in the room", 30*time.Second, func() bool {
+	testwait.For(t, "the device back in the room", 30*time.Second, func() bool {
 		st := deviceStatus(t, bin, stateDir)
 		return st.State == "in-room" && st.Joins == 2
 	})
@@ -104,7 +105,7 @@ func TestRefusedProvisioning(t *testing.T) {
 	}
 	stateDir := filepath.Join(t.TempDir(), "state")
 	d := startDaemon(t, bin, stateDir, "--fleet-key", filepath.Join(keys, "fleet.pub"), "--provision-file", boot)
-	waitFor(t, "the daemon up", 20*time.Second, func() bool {
+	testwait.For(t, "the daemon up", 20*time.Second, func() bool {
 		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "unprovisioned" })
 	})
 	if _, err := os.Stat(boot + ".rejected"); err != nil {
@@ -115,7 +116,7 @@ func TestRefusedProvisioning(t *testing.T) {
 	}
 
 	mustCLI(t, bin, "provision", "--state-dir", stateDir, sign(keys, "wrong"))
-	waitFor(t, "the device to report the endpoint's refusal", 20*time.Second, func() bool {
+	testwait.For(t, "the device to report the endpoint's refusal", 20*time.Second, func() bool {
 		st := deviceStatus(t, bin, stateDir)
 		return st.State == "error" && strings.Contains(st.LastError, "401")
 	})

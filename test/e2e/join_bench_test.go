@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"roombox/internal/lktest"
+	"roombox/internal/testwait"
 )
 
 // BenchmarkJoinToFirstKeyframe measures what a user waits for after power-on: from the
@@ -27,7 +28,7 @@ func BenchmarkJoinToFirstKeyframe(b *testing.B) {
 		sub := joinSubscriber(b, srv.URL, lktest.Token(b, room, "watcher"))
 		b.StartTimer()
 		d := startDaemon(b, bin, stateDir)
-		waitFor(b, "the first keyframe", 20*time.Second, func() bool {
+		testwait.For(b, "the first keyframe", 20*time.Second, func() bool {
 			_, _, k := sub.snapshot()
 			return !k.IsZero()
 		})

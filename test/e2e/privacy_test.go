@@ -12,6 +12,7 @@ import (
 	"roombox/hal/sim"
 	"roombox/internal/lktest"
 	"roombox/internal/previewtest"
+	"roombox/internal/testwait"
 )
 
 // Privacy, measured on what leaves the device: the preview (the device's own encoded
@@ -30,7 +31,7 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	}
 	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(t, room, deviceIdentity))
 	d := startDaemon(t, bin, stateDir)
-	waitFor(t, "the device in the room", 20*time.Second, func() bool {
+	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
 		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
 	})
 
@@ -41,7 +42,7 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	mustCLI(t, bin, "mute", "--state-dir", stateDir)
 	mustCLI(t, bin, "mute", "camera", "--state-dir", stateDir)
 	muted := time.Now()
-	waitFor(t, "the server to report mic and camera muted", 5*time.Second, func() bool {
+	testwait.For(t, "the server to report mic and camera muted", 5*time.Second, func() bool {
 		return bothMuted(t, srv)
 	})
 	if st := deviceStatus(t, bin, stateDir); !st.MicMuted || !st.CameraOff || !st.LED {
@@ -55,7 +56,7 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	d = startDaemon(t, bin, stateDir)
 	v = watchPreview(t, d, stateDir)
 	expectLeaving(t, v, time.Time{}, false)
-	waitFor(t, "the restarted device in the room, tracks muted", 20*time.Second, func() bool {
+	testwait.For(t, "the restarted device in the room, tracks muted", 20*time.Second, func() bool {
 		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" }) &&
 			bothMuted(t, srv)
 	})
@@ -65,11 +66,11 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	srv.Kill()
 	srv.Restart()
 	rejoined := time.Now()
-	waitFor(t, "the device back in the room", 30*time.Second, func() bool {
+	testwait.For(t, "the device back in the room", 30*time.Second, func() bool {
 		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" && st.Joins == 2 })
 	})
 	sub := joinSubscriber(t, srv.URL, lktest.Token(t, room, "watcher"))
-	waitFor(t, "the server to report both tracks muted after the rejoin", 10*time.Second, func() bool {
+	testwait.For(t, "the server to report both tracks muted after the rejoin", 10*time.Second, func() bool {
 		return bothMuted(t, srv)
 	})
 	expectLeaving(t, v, rejoined, false)

@@ -11,6 +11,7 @@ import (
 
 	"roombox/device"
 	"roombox/internal/lktest"
+	"roombox/internal/testwait"
 )
 
 // provisionedDevice provisions a fresh state dir for the server and starts the daemon.
@@ -23,7 +24,7 @@ func provisionedDevice(t *testing.T, srv *lktest.Server) (bin, stateDir string, 
 	}
 	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(t, room, deviceIdentity))
 	d = startDaemon(t, bin, stateDir)
-	waitFor(t, "the device in the room", 20*time.Second, func() bool {
+	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
 		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
 	})
 	return bin, stateDir, d
@@ -35,23 +36,23 @@ func TestDeviceRejoinsAfterServerKilled(t *testing.T) {
 	srv := lktest.Start(t)
 	bin, stateDir, _ := provisionedDevice(t, srv)
 	mustCLI(t, bin, "mute", "--state-dir", stateDir)
-	waitFor(t, "the server to report the mic muted", 5*time.Second, func() bool {
+	testwait.For(t, "the server to report the mic muted", 5*time.Second, func() bool {
 		m, ok := micMutedOnServer(t, srv)
 		return ok && m
 	})
 
 	srv.Kill()
-	waitFor(t, "the device to notice", 20*time.Second, func() bool {
+	testwait.For(t, "the device to notice", 20*time.Second, func() bool {
 		return deviceStatus(t, bin, stateDir).State != "in-room"
 	})
 	srv.Restart()
 	back := time.Now()
-	waitFor(t, "the device back in the room", 30*time.Second, func() bool {
+	testwait.For(t, "the device back in the room", 30*time.Second, func() bool {
 		st := deviceStatus(t, bin, stateDir)
 		return st.State == "in-room" && st.Joins == 2
 	})
 	t.Logf("rejoin: server back -> device in room in %v", time.Since(back).Round(time.Millisecond))
-	waitFor(t, "both tracks republished", 10*time.Second, func() bool {
+	testwait.For(t, "both tracks republished", 10*time.Second, func() bool {
 		p, err := srv.GetParticipant(context.Background(), room, deviceIdentity)
 		return err == nil && len(p.Tracks) == 2
 	})
@@ -69,7 +70,7 @@ func TestModeratorMute(t *testing.T) {
 	srv := lktest.Start(t, lktest.WithRoom(func(rc *lktest.RoomConfig) { rc.EnableRemoteUnmute = true }))
 	sub := joinSubscriber(t, srv.URL, lktest.Token(t, room, "watcher"))
 	bin, stateDir, _ := provisionedDevice(t, srv)
-	waitFor(t, "the tone", 15*time.Second, func() bool { return toneLevel(sub, 10) > toneDBFS })
+	testwait.For(t, "the tone", 15*time.Second, func() bool { return toneLevel(sub, 10) > toneDBFS })
 
 	p, err := srv.GetParticipant(context.Background(), room, deviceIdentity)
 	if err != nil {
@@ -80,7 +81,7 @@ func TestModeratorMute(t *testing.T) {
 		t.Fatalf("MutePublishedTrack: %v", err)
 	}
 	muted := time.Now()
-	waitFor(t, "the device to mute itself", 5*time.Second, func() bool {
+	testwait.For(t, "the device to mute itself", 5*time.Second, func() bool {
 		st := deviceStatus(t, bin, stateDir)
 		return st.MicMuted && st.LED
 	})
@@ -103,5 +104,5 @@ func TestModeratorMute(t *testing.T) {
 	}
 	mustCLI(t, bin, "press", "mic", "--state-dir", stateDir)
 	pressed := time.Now()
-	waitFor(t, "the tone after a local press", 5*time.Second, func() bool { return toneLevelSince(sub, pressed) > toneDBFS })
+	testwait.For(t, "the tone after a local press", 5*time.Second, func() bool { return toneLevelSince(sub, pressed) > toneDBFS })
 }

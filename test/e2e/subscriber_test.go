@@ -190,18 +190,6 @@ func (s *subscriber) snapshot() (aus []accessUnit, audio []audioWindow, firstKey
 	return append([]accessUnit(nil), s.videoAUs...), append([]audioWindow(nil), s.audio...), s.firstKeyAt
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // decodeStamps decodes an H.264 elementary stream with ffmpeg (a real decoder) and reads
 // the sim camera's stamp from each decoded picture.
 func decodeStamps(stream []byte, width, height int) ([]sim.Stamp, error) {
