@@ -12,12 +12,10 @@ package netlab_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -31,6 +29,7 @@ import (
 
 	"roombox/internal/lktest"
 	"roombox/internal/netlab"
+	"roombox/internal/roomboxtest"
 )
 
 // The impairment of issue "room client recovery", item 5.
@@ -85,7 +84,7 @@ func (s impairedSampleRec) inRoom() bool { return s.stErr == nil && s.st.State =
 // after its first join). Resumes, TURN counters and the server's view of the media are
 // reported, not asserted.
 func TestDeviceInImpairedNetwork(t *testing.T) {
-	bin := roombox(t)
+	bin := roomboxtest.Binary(t)
 	lab := netlab.New(t)
 	relay := netlab.StartTURN(t, lab, impairedRelayDelay)
 
@@ -119,9 +118,9 @@ func TestDeviceInImpairedNetwork(t *testing.T) {
 		t.Fatalf("mint token: %v", err)
 	}
 	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	d := startRoombox(pctx, t, lab, bin, lk.DeviceURL, tok, roomboxStop{check: true, digest: logDigest})
+	d := startRoombox(pctx, t, lab, bin, lk.DeviceURL, tok, logDigest)
 	pcancel()
-	state, logPath, started := d.state, d.logPath, d.started
+	state, started := d.StateDir, d.Started
 
 	poll := func() impairedSampleRec {
 		s := impairedSampleRec{at: time.Since(started)}
@@ -145,7 +144,7 @@ func TestDeviceInImpairedNetwork(t *testing.T) {
 		return s
 	}
 	daemonGone := func() error {
-		if gone, err := d.exited(); gone {
+		if gone, err := d.Exited(); gone {
 			return fmt.Errorf("roombox run exited: %v", err)
 		}
 		return nil
@@ -175,7 +174,7 @@ func TestDeviceInImpairedNetwork(t *testing.T) {
 			impairedJoinBudget, samples[len(samples)-1].st, samples[len(samples)-1].stErr)
 	}
 	t.Logf("first in-room %v after the daemon started (sampled every %v; the daemon's log says %s)",
-		samples[firstIn].at.Round(time.Millisecond), impairedSample, firstInRoomLogged(logPath, started))
+		samples[firstIn].at.Round(time.Millisecond), impairedSample, firstInRoomLogged(d.LogText(), started))
 	if firstTracks >= 0 {
 		t.Logf("server lists camera + microphone %v after the daemon started", samples[firstTracks].at.Round(time.Millisecond))
 	}
@@ -283,24 +282,14 @@ func TestDeviceInImpairedNetwork(t *testing.T) {
 	}
 }
 
-// statusOf runs `roombox status` from the test's namespace: the LocalAPI is a unix socket
-// file in the state dir, reachable from any network namespace.
+// statusOf runs `roombox status` from the test's namespace (5 s at most): the LocalAPI is a
+// unix socket file in the state dir, reachable from any network namespace.
 func statusOf(bin, state string) (boxStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var st boxStatus
-	out, err := exec.CommandContext(ctx, bin, "status", "--state-dir", state).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
-		return st, err
-	}
-	if err := json.Unmarshal(out, &st); err != nil {
-		return st, fmt.Errorf("status %q: %w", out, err)
-	}
-	return st, nil
+	err := roomboxtest.DecodeStatus(ctx, bin, state, &st)
+	return st, err
 }
 
 // reportTransitions logs each change of the device's state (and of the server's view of it)
@@ -347,12 +336,8 @@ func logDigest(log string) string {
 }
 
 // firstInRoomLogged returns how long after start the daemon logged its first "-> in-room".
-func firstInRoomLogged(logPath string, start time.Time) string {
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		return err.Error()
-	}
-	for line := range strings.Lines(string(b)) {
+func firstInRoomLogged(log string, start time.Time) string {
+	for line := range strings.Lines(log) {
 		if !strings.Contains(line, "-> in-room\"") {
 			continue
 		}

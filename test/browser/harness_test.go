@@ -10,12 +10,9 @@ package browser
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,8 +22,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"roombox/device"
 )
 
 const (
@@ -99,180 +94,6 @@ func artifactsDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return abs
-}
-
-// ---- the roombox binary and daemon ----
-
-// roomboxBinary is $ROOMBOX_BIN (the Makefile builds it), else a fresh build.
-func roomboxBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("ROOMBOX_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("ROOMBOX_BIN=%s: %v (run make build)", p, err)
-		}
-		return p
-	}
-	out := filepath.Join(t.TempDir(), "roombox")
-	if b, err := exec.Command("go", "build", "-o", out, "roombox/cmd/roombox").CombinedOutput(); err != nil {
-		t.Fatalf("building roombox: %v\n%s", err, b)
-	}
-	return out
-}
-
-// cli runs one roombox verb (20 s at most) and returns its stdout and stderr.
-func cli(bin string, args ...string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var o, e bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
-}
-
-func mustCLI(t testing.TB, bin string, args ...string) string {
-	t.Helper()
-	o, e, err := cli(bin, args...)
-	if err != nil {
-		t.Fatalf("roombox %s: %v\n%s%s", strings.Join(args, " "), err, o, e)
-	}
-	return o
-}
-
-// status asks the daemon through its LocalAPI (`roombox status`).
-func status(bin, stateDir string) (device.Status, error) {
-	var st device.Status
-	o, e, err := cli(bin, "status", "--state-dir", stateDir)
-	if err != nil {
-		return st, fmt.Errorf("roombox status: %v: %s", err, e)
-	}
-	if err := json.Unmarshal([]byte(o), &st); err != nil {
-		return st, fmt.Errorf("roombox status output %q: %v", o, err)
-	}
-	return st, nil
-}
-
-// waitStatus polls the daemon's status until cond holds, failing the test after timeout.
-func waitStatus(t testing.TB, bin, stateDir, what string, timeout time.Duration, cond func(device.Status) bool) device.Status {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := status(bin, stateDir)
-		if err == nil && cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("device status: %s not seen within %v (last: %+v, err %v)", what, timeout, st, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// daemon is a running `roombox run --hal sim`.
-type daemon struct {
-	bin      string
-	stateDir string
-	url      string // http://127.0.0.1:PORT/
-	cmd      *exec.Cmd
-	done     chan struct{}
-	mu       sync.Mutex
-	log      bytes.Buffer
-}
-
-func (d *daemon) logText() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
-
-// setupCode is the per-device code in STATE_DIR/setup-code (the page's password before a
-// provisioning sets one).
-func (d *daemon) setupCode(t testing.TB) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(d.stateDir, device.SetupCodeFile))
-	if err != nil {
-		t.Fatalf("setup code: %v", err)
-	}
-	return strings.TrimSpace(string(b))
-}
-
-func freeTCPPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startDaemon runs `roombox run --hal sim --state-dir DIR --http 127.0.0.1:PORT` and waits
-// until GET /healthz answers. Cleanup stops it with SIGTERM (SIGKILL after 10 s).
-func startDaemon(t *testing.T, bin, stateDir string) *daemon {
-	t.Helper()
-	port := freeTCPPort(t)
-	d := &daemon{bin: bin, stateDir: stateDir, url: fmt.Sprintf("http://127.0.0.1:%d/", port), done: make(chan struct{})}
-	d.cmd = exec.Command(bin, "run", "--hal", "sim", "--state-dir", stateDir, "--http", "127.0.0.1:"+strconv.Itoa(port))
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cmd.Stdout = io.Discard
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("starting roombox run: %v", err)
-	}
-	go func() {
-		defer close(d.done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.log.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			_ = d.cmd.Process.Signal(syscall.SIGTERM)
-			exited := make(chan error, 1)
-			go func() { <-d.done; exited <- d.cmd.Wait() }()
-			select {
-			case err := <-exited:
-				if err != nil {
-					t.Errorf("roombox run exited with %v after SIGTERM", err)
-				}
-			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-				<-exited
-				t.Errorf("roombox run did not stop within 10s of SIGTERM")
-			}
-		}
-		if t.Failed() {
-			t.Logf("roombox log (%s):\n%s", stateDir, d.logText())
-		}
-	})
-
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := client.Get(d.url + "healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return d
-			}
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("roombox run exited before its control page answered:\n%s", d.logText())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the control page at %s did not answer /healthz within 20s (last: %v)", d.url, err)
-		}
-	}
 }
 
 // ---- the browser driver (driver.mjs) ----

@@ -15,23 +15,14 @@ import (
 
 	"roombox/device"
 	"roombox/internal/lktest"
+	"roombox/internal/roomboxtest"
 )
-
-// newStateDir makes an empty state dir for one daemon.
-func newStateDir(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // login opens the control page in a fresh context as page, checks the login form (a wrong
 // password is refused with #login-error), screenshots it, and logs in with the setup code.
-func login(t *testing.T, drv *driver, d *daemon, page, shot string) {
+func login(t *testing.T, drv *driver, d *roomboxtest.Daemon, page, shot string) {
 	t.Helper()
-	drv.do("open", map[string]any{"page": page, "url": d.url})
+	drv.do("open", map[string]any{"page": page, "url": d.PageURL(t)})
 	drv.do("wait", map[string]any{"page": page, "selector": "#password"})
 	drv.do("wait", map[string]any{"page": page, "selector": "#login"})
 	drv.screenshot(page, shot)
@@ -43,7 +34,7 @@ func login(t *testing.T, drv *driver, d *daemon, page, shot string) {
 	r.field(t, "text", &msg)
 	t.Logf("wrong password: #login-error %q", msg)
 
-	drv.do("fill", map[string]any{"page": page, "selector": "#password", "value": d.setupCode(t)})
+	drv.do("fill", map[string]any{"page": page, "selector": "#password", "value": d.SetupCode(t)})
 	drv.do("click", map[string]any{"page": page, "selector": "#login"})
 	drv.do("wait", map[string]any{"page": page, "selector": "#state", "timeout": 15000})
 }
@@ -69,18 +60,19 @@ func waitMicOnServer(t *testing.T, srv *lktest.Server, room, identity string, mu
 func TestControlPage(t *testing.T) {
 	const room, identity = "browser-control", "roombox-page"
 	srv := lktest.Start(t)
-	bin := roomboxBinary(t)
-	stateDir := newStateDir(t)
-	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
+	bin := roomboxtest.Binary(t)
+	stateDir := roomboxtest.StateDir(t)
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
 		"--token", lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
-	d := startDaemon(t, bin, stateDir)
+	d := roomboxtest.Start(t, bin, stateDir)
+	d.WaitHealthy(t)
 	drv := startDriver(t)
 
 	login(t, drv, d, "control", "control-login")
 	defer drv.diagnose("control")
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#state", "pattern": "in-room", "timeout": 30000})
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#room", "pattern": regexp.QuoteMeta(room)})
-	waitStatus(t, bin, stateDir, "in-room", 10*time.Second, func(s device.Status) bool { return s.State == "in-room" })
+	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 10*time.Second, func(s device.Status) bool { return s.State == "in-room" })
 	if _, err := srv.GetParticipant(context.Background(), room, identity); err != nil {
 		t.Fatalf("LiveKit server does not list the device: %v", err)
 	}
@@ -104,7 +96,7 @@ func TestControlPage(t *testing.T) {
 	drv.do("click", map[string]any{"page": "control", "selector": "#mic"})
 	drv.do("waitAttr", map[string]any{"page": "control", "selector": "#led", "attr": "data-on", "value": "true"})
 	drv.do("waitAttr", map[string]any{"page": "control", "selector": "#mic", "attr": "aria-pressed", "value": "true"})
-	st := waitStatus(t, bin, stateDir, "mic muted with the LED on", 10*time.Second, func(s device.Status) bool { return s.MicMuted && s.LED })
+	st := roomboxtest.WaitStatus(t, bin, stateDir, "mic muted with the LED on", 10*time.Second, func(s device.Status) bool { return s.MicMuted && s.LED })
 	t.Logf("device after the page's mute: mic_muted=%v led=%v", st.MicMuted, st.LED)
 	waitMicOnServer(t, srv, room, identity, true)
 	drv.screenshot("control", "control-page-muted")
@@ -113,7 +105,7 @@ func TestControlPage(t *testing.T) {
 	drv.do("click", map[string]any{"page": "control", "selector": "#mic"})
 	drv.do("waitAttr", map[string]any{"page": "control", "selector": "#led", "attr": "data-on", "value": "false"})
 	drv.do("waitAttr", map[string]any{"page": "control", "selector": "#mic", "attr": "aria-pressed", "value": "false"})
-	waitStatus(t, bin, stateDir, "mic unmuted with the LED off", 10*time.Second, func(s device.Status) bool { return !s.MicMuted && !s.LED })
+	roomboxtest.WaitStatus(t, bin, stateDir, "mic unmuted with the LED off", 10*time.Second, func(s device.Status) bool { return !s.MicMuted && !s.LED })
 	waitMicOnServer(t, srv, room, identity, false)
 	drv.do("close", map[string]any{"page": "control"})
 }
@@ -133,10 +125,10 @@ func fleetToken(t *testing.T, bin, wsURL, livekitToken, adminPassword string) st
 	if err := os.Mkdir(keyDir, 0o700); err != nil { // keygen --out wants an existing dir
 		t.Fatal(err)
 	}
-	if o, e, err := cli(bin, "fleet", "keygen", "--out", keyDir); err != nil {
+	if o, e, err := roomboxtest.CLI(bin, "fleet", "keygen", "--out", keyDir); err != nil {
 		t.Fatalf("roombox fleet keygen --out %s: %v\n%s%s\n(the fleet CLI, DESIGN.md \"Provisioning token\", is needed to sign a provisioning token)", keyDir, err, o, e)
 	}
-	o, e, err := cli(bin, "fleet", "sign", "--key", filepath.Join(keyDir, "fleet.key"), "--url", wsURL, "--livekit-token", livekitToken, "--admin-password", adminPassword)
+	o, e, err := roomboxtest.CLI(bin, "fleet", "sign", "--key", filepath.Join(keyDir, "fleet.key"), "--url", wsURL, "--livekit-token", livekitToken, "--admin-password", adminPassword)
 	if err != nil {
 		t.Fatalf("roombox fleet sign: %v\n%s%s", err, o, e)
 	}
@@ -166,9 +158,10 @@ func tamper(jws string) string {
 func TestProvisionFromPage(t *testing.T) {
 	const room, identity = "browser-provision", "roombox-signed"
 	srv := lktest.Start(t)
-	bin := roomboxBinary(t)
-	stateDir := newStateDir(t)
-	d := startDaemon(t, bin, stateDir)
+	bin := roomboxtest.Binary(t)
+	stateDir := roomboxtest.StateDir(t)
+	d := roomboxtest.Start(t, bin, stateDir)
+	d.WaitHealthy(t)
 	drv := startDriver(t)
 
 	login(t, drv, d, "prov", "provision-login")
@@ -201,7 +194,7 @@ func TestProvisionFromPage(t *testing.T) {
 		if ok != "false" || msg == "" {
 			t.Errorf("%s: #provision-result data-ok=%s text %q, want data-ok=\"false\" and the error", what, ok, msg)
 		}
-		if st, err := status(bin, stateDir); err != nil || st.Provisioned {
+		if st, err := roomboxtest.Status(bin, stateDir); err != nil || st.Provisioned {
 			t.Errorf("%s changed the device: provisioned=%v (err %v)", what, st.Provisioned, err)
 		}
 	}
@@ -225,14 +218,14 @@ func TestProvisionFromPage(t *testing.T) {
 	}
 	drv.do("waitText", map[string]any{"page": "prov", "selector": "#state", "pattern": "in-room", "timeout": 30000})
 	drv.do("waitText", map[string]any{"page": "prov", "selector": "#room", "pattern": regexp.QuoteMeta(room)})
-	st := waitStatus(t, bin, stateDir, "provisioned and in-room", 10*time.Second, func(s device.Status) bool { return s.Provisioned && s.State == "in-room" })
+	st := roomboxtest.WaitStatus(t, bin, stateDir, "provisioned and in-room", 10*time.Second, func(s device.Status) bool { return s.Provisioned && s.State == "in-room" })
 	t.Logf("device: state=%s room=%s identity=%s", st.State, st.Room, st.Identity)
 	drv.screenshot("prov", "provision-done")
 	drv.do("close", map[string]any{"page": "prov"})
 
 	// The token set an admin password: from now on it opens the page, the setup code does not.
-	drv.do("open", map[string]any{"page": "admin", "url": d.url})
-	drv.do("fill", map[string]any{"page": "admin", "selector": "#password", "value": d.setupCode(t)})
+	drv.do("open", map[string]any{"page": "admin", "url": d.PageURL(t)})
+	drv.do("fill", map[string]any{"page": "admin", "selector": "#password", "value": d.SetupCode(t)})
 	drv.do("click", map[string]any{"page": "admin", "selector": "#login"})
 	r := drv.do("waitText", map[string]any{"page": "admin", "selector": "#login-error", "pattern": `\S`})
 	var loginErr string

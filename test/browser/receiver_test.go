@@ -11,6 +11,7 @@ import (
 
 	"roombox/device"
 	"roombox/internal/lktest"
+	"roombox/internal/roomboxtest"
 )
 
 // receiverServer serves receiver.html and the official livekit-client's UMD build (from
@@ -34,12 +35,12 @@ func receiverServer(t *testing.T) *httptest.Server {
 func TestReceivingClient(t *testing.T) {
 	const room, identity = "browser-receive", "roombox-sender"
 	srv := lktest.Start(t)
-	bin := roomboxBinary(t)
-	stateDir := newStateDir(t)
-	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
+	bin := roomboxtest.Binary(t)
+	stateDir := roomboxtest.StateDir(t)
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
 		"--token", lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
-	startDaemon(t, bin, stateDir)
-	waitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s device.Status) bool { return s.State == "in-room" })
+	roomboxtest.Start(t, bin, stateDir).WaitHealthy(t)
+	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s device.Status) bool { return s.State == "in-room" })
 	drv := startDriver(t)
 	web := receiverServer(t)
 
@@ -60,7 +61,7 @@ func TestReceivingClient(t *testing.T) {
 	if w <= 0 || h <= 0 || frames < 10 {
 		t.Fatalf("receiver: %dx%d and %d frames advanced, want a picture and 10 frames", w, h, frames)
 	}
-	waitStatus(t, bin, stateDir, "the browser among the device's participants", 10*time.Second, func(s device.Status) bool {
+	roomboxtest.WaitStatus(t, bin, stateDir, "the browser among the device's participants", 10*time.Second, func(s device.Status) bool {
 		for _, p := range s.Participants {
 			if p == "browser-receiver" {
 				return true

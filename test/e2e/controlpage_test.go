@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"roombox/device"
 	"roombox/internal/lktest"
 	"roombox/internal/previewtest"
+	"roombox/internal/roomboxtest"
 	"roombox/internal/testwait"
 )
 
@@ -24,28 +23,16 @@ import (
 // and the preview, next to the room's own subscriber.
 func TestControlPageInRoom(t *testing.T) {
 	srv := lktest.Start(t)
-	bin := roomboxBinary(t)
-	stateDir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(stateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
+	bin := roomboxtest.Binary(t)
+	stateDir := roomboxtest.StateDir(t)
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
 		"--token", lktest.Token(t, room, deviceIdentity))
 	sub := joinSubscriber(t, srv.URL, lktest.Token(t, room, "watcher"))
-	d := startDaemon(t, bin, stateDir)
-	var pageURL string
-	select {
-	case pageURL = <-d.pageURL:
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon never logged its control page URL")
-	}
-	code, err := os.ReadFile(filepath.Join(stateDir, device.SetupCodeFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := roomboxtest.Start(t, bin, stateDir)
+	pageURL, code := d.PageURL(t), d.SetupCode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := previewtest.Login(ctx, pageURL, strings.TrimSpace(string(code)))
+	s, err := previewtest.Login(ctx, pageURL, code)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +78,7 @@ func TestControlPageInRoom(t *testing.T) {
 
 	// /metrics with basic auth, as a scraper would.
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.Base+"/metrics", nil)
-	req.SetBasicAuth("admin", strings.TrimSpace(string(code)))
+	req.SetBasicAuth("admin", code)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +101,7 @@ func TestControlPageInRoom(t *testing.T) {
 	if !strings.Contains(tail, "connecting -> in-room") {
 		t.Errorf("log tail lacks the join:\n%s", tail)
 	}
-	if strings.Contains(tail, strings.TrimSpace(string(code))) {
+	if strings.Contains(tail, code) {
 		t.Error("the log tail shows the setup code")
 	}
 

@@ -3,24 +3,14 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"roombox/device"
 	"roombox/internal/lktest"
+	"roombox/internal/roomboxtest"
 	"roombox/internal/testwait"
 )
 
@@ -34,142 +24,6 @@ const (
 	muteBudget       = 500 * time.Millisecond
 	silenceHoldCheck = time.Second
 )
-
-// roomboxBinary is the binary under test: $ROOMBOX_BIN (the Makefile builds it), else a
-// fresh build into the test's temp dir.
-func roomboxBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("ROOMBOX_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("ROOMBOX_BIN=%s: %v (run make build)", p, err)
-		}
-		return p
-	}
-	out := filepath.Join(t.TempDir(), "roombox")
-	cmd := exec.Command("go", "build", "-o", out, "roombox/cmd/roombox")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building roombox: %v\n%s", err, b)
-	}
-	return out
-}
-
-// cli runs one roombox verb and returns its combined output.
-func cli(t testing.TB, bin string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	return string(out), err
-}
-
-func mustCLI(t testing.TB, bin string, args ...string) string {
-	t.Helper()
-	out, err := cli(t, bin, args...)
-	if err != nil {
-		t.Fatalf("roombox %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-// daemon is a running `roombox run` process.
-type daemon struct {
-	cmd     *exec.Cmd
-	started time.Time
-	mu      sync.Mutex
-	log     bytes.Buffer
-	pageURL chan string
-	done    chan struct{}
-}
-
-var pageURLRe = regexp.MustCompile(`msg="control page" url=(\S+)`)
-
-// startDaemon starts `roombox run` on the sim board with extra flags appended.
-func startDaemon(t testing.TB, bin, stateDir string, extra ...string) *daemon {
-	t.Helper()
-	d := &daemon{pageURL: make(chan string, 1), done: make(chan struct{})}
-	args := append([]string{"run", "--hal", "sim", "--state-dir", stateDir, "--http", "127.0.0.1:0"}, extra...)
-	d.cmd = exec.Command(bin, args...)
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.started = time.Now()
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("starting roombox run: %v", err)
-	}
-	go func() {
-		defer close(d.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			d.mu.Lock()
-			d.log.WriteString(line + "\n")
-			d.mu.Unlock()
-			if m := pageURLRe.FindStringSubmatch(line); m != nil {
-				select {
-				case d.pageURL <- m[1]:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	t.Cleanup(func() {
-		d.stop(t)
-		if t.Failed() {
-			t.Logf("roombox log:\n%s", d.logText())
-		}
-	})
-	return d
-}
-
-func (d *daemon) logText() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
-
-// stop sends SIGTERM and waits; the daemon must exit cleanly and promptly.
-func (d *daemon) stop(t testing.TB) {
-	if d.cmd.ProcessState != nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	exited := make(chan error, 1)
-	go func() { <-d.done; exited <- d.cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("roombox run exited with %v after SIGTERM", err)
-		}
-	case <-time.After(10 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-exited
-		t.Errorf("roombox run did not stop within 10s of SIGTERM")
-	}
-}
-
-func deviceStatus(t testing.TB, bin, stateDir string) device.Status {
-	t.Helper()
-	out := mustCLI(t, bin, "status", "--state-dir", stateDir)
-	var st device.Status
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("status output %q: %v", out, err)
-	}
-	return st
-}
-
-// statusIs reports whether the daemon answers status and cond holds (false while it is
-// still starting).
-func statusIs(t testing.TB, bin, stateDir string, cond func(device.Status) bool) bool {
-	t.Helper()
-	out, err := cli(t, bin, "status", "--state-dir", stateDir)
-	if err != nil {
-		return false
-	}
-	var st device.Status
-	return json.Unmarshal([]byte(out), &st) == nil && cond(st)
-}
 
 // mutedOnServer asks the server (RoomService, admin token) whether the device's track of
 // kind ("AUDIO", "VIDEO") is muted.
@@ -199,26 +53,17 @@ func micMutedOnServer(t testing.TB, srv *lktest.Server) (muted, found bool) {
 
 func TestDevicePublishesIntoRealRoom(t *testing.T) {
 	srv := lktest.Start(t)
-	bin := roomboxBinary(t)
-	stateDir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(stateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	bin := roomboxtest.Binary(t)
+	stateDir := roomboxtest.StateDir(t)
 	// Provisioned while the daemon is not running: stored directly in the state dir.
-	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
 		"--token", lktest.Token(t, room, deviceIdentity))
 
 	sub := joinSubscriber(t, srv.URL, lktest.Token(t, room, "watcher"))
-	d := startDaemon(t, bin, stateDir)
+	d := roomboxtest.Start(t, bin, stateDir)
 
 	// The control page's health endpoint answers without auth; the rest needs it.
-	var pageURL string
-	select {
-	case pageURL = <-d.pageURL:
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon never logged its control page URL")
-	}
-	checkHTTP(t, pageURL)
+	checkHTTP(t, d.PageURL(t))
 
 	testwait.For(t, "the device's video and audio tracks", 20*time.Second, func() bool {
 		sub.mu.Lock()
@@ -230,7 +75,7 @@ func TestDevicePublishesIntoRealRoom(t *testing.T) {
 		return len(aus) >= 30 && firstIDR(aus) >= 0
 	})
 	aus, _, firstKey := sub.snapshot()
-	t.Logf("join: process start -> first keyframe at the subscriber: %v", firstKey.Sub(d.started).Round(time.Millisecond))
+	t.Logf("join: process start -> first keyframe at the subscriber: %v", firstKey.Sub(d.Started).Round(time.Millisecond))
 	idr := firstIDR(aus)
 	if !aus[idr].hasSPS || !aus[idr].hasPPS {
 		t.Fatalf("first IDR lacks SPS/PPS (sps=%v pps=%v)", aus[idr].hasSPS, aus[idr].hasPPS)
@@ -260,7 +105,7 @@ func TestDevicePublishesIntoRealRoom(t *testing.T) {
 	testwait.For(t, "the 440 Hz tone", 10*time.Second, func() bool { return toneLevel(sub, 10) > toneDBFS })
 
 	// Mute: silence within the budget, held, the server reports the track muted, the LED on.
-	mustCLI(t, bin, "mute", "--state-dir", stateDir)
+	roomboxtest.MustCLI(t, bin, "mute", "--state-dir", stateDir)
 	muted := time.Now()
 	time.Sleep(muteBudget + silenceHoldCheck) // observe what arrives after the mute
 	last, after := lastAudible(sub, muted)
@@ -273,19 +118,19 @@ func TestDevicePublishesIntoRealRoom(t *testing.T) {
 		m, ok := micMutedOnServer(t, srv)
 		return ok && m
 	})
-	if st := deviceStatus(t, bin, stateDir); !st.MicMuted || !st.LED || st.State != "in-room" {
+	if st := roomboxtest.MustStatus(t, bin, stateDir); !st.MicMuted || !st.LED || st.State != "in-room" {
 		t.Fatalf("status after mute: %+v", st)
 	}
 
 	// Unmute: the tone returns and the server reports the track live.
-	mustCLI(t, bin, "unmute", "--state-dir", stateDir)
+	roomboxtest.MustCLI(t, bin, "unmute", "--state-dir", stateDir)
 	unmuted := time.Now()
 	testwait.For(t, "the tone after unmute", 5*time.Second, func() bool { return toneLevelSince(sub, unmuted) > toneDBFS })
 	testwait.For(t, "the server to report the mic live", 5*time.Second, func() bool {
 		m, ok := micMutedOnServer(t, srv)
 		return ok && !m
 	})
-	if st := deviceStatus(t, bin, stateDir); st.MicMuted || st.LED {
+	if st := roomboxtest.MustStatus(t, bin, stateDir); st.MicMuted || st.LED {
 		t.Fatalf("status after unmute: %+v", st)
 	}
 }

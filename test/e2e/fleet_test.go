@@ -16,6 +16,7 @@ import (
 
 	"roombox/device"
 	"roombox/internal/lktest"
+	"roombox/internal/roomboxtest"
 	"roombox/internal/testwait"
 )
 
@@ -46,11 +47,11 @@ func tokenEndpoint(t *testing.T, credential string) (url string, served *atomic.
 // joins, and after the server is killed and back it rejoins with a fresh token.
 func TestBootFileProvisioningWithTokenEndpoint(t *testing.T) {
 	srv := lktest.Start(t)
-	bin := roomboxBinary(t)
+	bin := roomboxtest.Binary(t)
 	keys := t.TempDir()
-	mustCLI(t, bin, "fleet", "keygen", "--out", keys)
+	roomboxtest.MustCLI(t, bin, "fleet", "keygen", "--out", keys)
 	endpoint, served := tokenEndpoint(t, "cred-123")
-	tok := strings.TrimSpace(mustCLI(t, bin, "fleet", "sign", "--key", filepath.Join(keys, "fleet.key"),
+	tok := strings.TrimSpace(roomboxtest.MustCLI(t, bin, "fleet", "sign", "--key", filepath.Join(keys, "fleet.key"),
 		"--url", srv.URL, "--token-endpoint", endpoint, "--credential", "cred-123", "--name", "Room 4.12"))
 
 	boot := filepath.Join(t.TempDir(), "roombox-provision.txt")
@@ -58,14 +59,14 @@ func TestBootFileProvisioningWithTokenEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(t.TempDir(), "state")
-	startDaemon(t, bin, stateDir, "--fleet-key", filepath.Join(keys, "fleet.pub"), "--provision-file", boot)
+	roomboxtest.Start(t, bin, stateDir, "--fleet-key", filepath.Join(keys, "fleet.pub"), "--provision-file", boot)
 	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
-		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
+		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
 	})
 	if _, err := os.Stat(boot); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the provisioning file is still there after it was applied: %v", err)
 	}
-	st := deviceStatus(t, bin, stateDir)
+	st := roomboxtest.MustStatus(t, bin, stateDir)
 	if st.Room != room || st.Identity != deviceIdentity || st.Name != "Room 4.12" || st.FleetKey == "" {
 		t.Fatalf("status after boot-file provisioning: %+v", st)
 	}
@@ -77,7 +78,7 @@ func TestBootFileProvisioningWithTokenEndpoint(t *testing.T) {
 	srv.Kill()
 	srv.Restart()
 	testwait.For(t, "the device back in the room", 30*time.Second, func() bool {
-		st := deviceStatus(t, bin, stateDir)
+		st := roomboxtest.MustStatus(t, bin, stateDir)
 		return st.State == "in-room" && st.Joins == 2
 	})
 	if served.Load() <= before {
@@ -89,13 +90,13 @@ func TestBootFileProvisioningWithTokenEndpoint(t *testing.T) {
 // a wrong credential leaves the device in the error state, naming the endpoint's answer.
 func TestRefusedProvisioning(t *testing.T) {
 	srv := lktest.Start(t)
-	bin := roomboxBinary(t)
+	bin := roomboxtest.Binary(t)
 	keys, otherKeys := t.TempDir(), t.TempDir()
-	mustCLI(t, bin, "fleet", "keygen", "--out", keys)
-	mustCLI(t, bin, "fleet", "keygen", "--out", otherKeys)
+	roomboxtest.MustCLI(t, bin, "fleet", "keygen", "--out", keys)
+	roomboxtest.MustCLI(t, bin, "fleet", "keygen", "--out", otherKeys)
 	endpoint, _ := tokenEndpoint(t, "cred-123")
 	sign := func(key, cred string) string {
-		return strings.TrimSpace(mustCLI(t, bin, "fleet", "sign", "--key", filepath.Join(key, "fleet.key"),
+		return strings.TrimSpace(roomboxtest.MustCLI(t, bin, "fleet", "sign", "--key", filepath.Join(key, "fleet.key"),
 			"--url", srv.URL, "--token-endpoint", endpoint, "--credential", cred))
 	}
 
@@ -104,20 +105,20 @@ func TestRefusedProvisioning(t *testing.T) {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(t.TempDir(), "state")
-	d := startDaemon(t, bin, stateDir, "--fleet-key", filepath.Join(keys, "fleet.pub"), "--provision-file", boot)
+	d := roomboxtest.Start(t, bin, stateDir, "--fleet-key", filepath.Join(keys, "fleet.pub"), "--provision-file", boot)
 	testwait.For(t, "the daemon up", 20*time.Second, func() bool {
-		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "unprovisioned" })
+		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "unprovisioned" })
 	})
 	if _, err := os.Stat(boot + ".rejected"); err != nil {
 		t.Fatalf("refused provisioning file not kept as .rejected: %v", err)
 	}
-	if !strings.Contains(d.logText(), "signed by an untrusted key") {
-		t.Fatalf("the log does not say why the file was refused:\n%s", d.logText())
+	if !strings.Contains(d.LogText(), "signed by an untrusted key") {
+		t.Fatalf("the log does not say why the file was refused:\n%s", d.LogText())
 	}
 
-	mustCLI(t, bin, "provision", "--state-dir", stateDir, sign(keys, "wrong"))
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, sign(keys, "wrong"))
 	testwait.For(t, "the device to report the endpoint's refusal", 20*time.Second, func() bool {
-		st := deviceStatus(t, bin, stateDir)
+		st := roomboxtest.MustStatus(t, bin, stateDir)
 		return st.State == "error" && strings.Contains(st.LastError, "401")
 	})
 }

@@ -1,12 +1,11 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"roombox/internal/lktest"
+	"roombox/internal/roomboxtest"
 	"roombox/internal/testwait"
 )
 
@@ -15,27 +14,24 @@ import (
 // participant already in the room, on loopback against the real livekit-server.
 func BenchmarkJoinToFirstKeyframe(b *testing.B) {
 	srv := lktest.Start(b)
-	bin := roomboxBinary(b)
+	bin := roomboxtest.Binary(b)
 	token := lktest.Token(b, room, deviceIdentity)
 	var total time.Duration
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
-		stateDir := filepath.Join(b.TempDir(), "state")
-		if err := os.Mkdir(stateDir, 0o700); err != nil {
-			b.Fatal(err)
-		}
-		mustCLI(b, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", token)
+		stateDir := roomboxtest.StateDir(b)
+		roomboxtest.MustCLI(b, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", token)
 		sub := joinSubscriber(b, srv.URL, lktest.Token(b, room, "watcher"))
 		b.StartTimer()
-		d := startDaemon(b, bin, stateDir)
+		d := roomboxtest.Start(b, bin, stateDir)
 		testwait.For(b, "the first keyframe", 20*time.Second, func() bool {
 			_, _, k := sub.snapshot()
 			return !k.IsZero()
 		})
 		b.StopTimer()
 		_, _, k := sub.snapshot()
-		total += k.Sub(d.started)
-		d.stop(b)
+		total += k.Sub(d.Started)
+		d.Stop(b)
 		sub.close()
 		b.StartTimer()
 	}

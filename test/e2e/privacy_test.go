@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +10,7 @@ import (
 	"roombox/hal/sim"
 	"roombox/internal/lktest"
 	"roombox/internal/previewtest"
+	"roombox/internal/roomboxtest"
 	"roombox/internal/testwait"
 )
 
@@ -24,40 +23,37 @@ import (
 // shows the measurement can see them.
 func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	srv := lktest.Start(t)
-	bin := roomboxBinary(t)
-	stateDir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(stateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(t, room, deviceIdentity))
-	d := startDaemon(t, bin, stateDir)
+	bin := roomboxtest.Binary(t)
+	stateDir := roomboxtest.StateDir(t)
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(t, room, deviceIdentity))
+	d := roomboxtest.Start(t, bin, stateDir)
 	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
-		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
+		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
 	})
 
 	// Before: the preview carries the tone and the pattern.
-	v := watchPreview(t, d, stateDir)
+	v := watchPreview(t, d)
 	expectLeaving(t, v, time.Time{}, true)
 
-	mustCLI(t, bin, "mute", "--state-dir", stateDir)
-	mustCLI(t, bin, "mute", "camera", "--state-dir", stateDir)
+	roomboxtest.MustCLI(t, bin, "mute", "--state-dir", stateDir)
+	roomboxtest.MustCLI(t, bin, "mute", "camera", "--state-dir", stateDir)
 	muted := time.Now()
 	testwait.For(t, "the server to report mic and camera muted", 5*time.Second, func() bool {
 		return bothMuted(t, srv)
 	})
-	if st := deviceStatus(t, bin, stateDir); !st.MicMuted || !st.CameraOff || !st.LED {
+	if st := roomboxtest.MustStatus(t, bin, stateDir); !st.MicMuted || !st.CameraOff || !st.LED {
 		t.Fatalf("status after muting: %+v", st)
 	}
 	expectLeaving(t, v, muted.Add(muteBudget), false)
 	v.Close()
 
 	// A daemon restart: muted from its first packet.
-	d.stop(t)
-	d = startDaemon(t, bin, stateDir)
-	v = watchPreview(t, d, stateDir)
+	d.Stop(t)
+	d = roomboxtest.Start(t, bin, stateDir)
+	v = watchPreview(t, d)
 	expectLeaving(t, v, time.Time{}, false)
 	testwait.For(t, "the restarted device in the room, tracks muted", 20*time.Second, func() bool {
-		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" }) &&
+		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" }) &&
 			bothMuted(t, srv)
 	})
 
@@ -67,7 +63,7 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	srv.Restart()
 	rejoined := time.Now()
 	testwait.For(t, "the device back in the room", 30*time.Second, func() bool {
-		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" && st.Joins == 2 })
+		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" && st.Joins == 2 })
 	})
 	sub := joinSubscriber(t, srv.URL, lktest.Token(t, room, "watcher"))
 	testwait.For(t, "the server to report both tracks muted after the rejoin", 10*time.Second, func() bool {
@@ -93,28 +89,19 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	t.Logf("the room got %d audio packets and %d video access units while muted", len(audio), len(aus))
 
 	// Unmuted: tone and pattern leave again.
-	mustCLI(t, bin, "unmute", "--state-dir", stateDir)
-	mustCLI(t, bin, "unmute", "camera", "--state-dir", stateDir)
+	roomboxtest.MustCLI(t, bin, "unmute", "--state-dir", stateDir)
+	roomboxtest.MustCLI(t, bin, "unmute", "camera", "--state-dir", stateDir)
 	expectLeaving(t, v, time.Now().Add(muteBudget), true)
 	v.Close()
 }
 
 // watchPreview signs in to d's control page with the setup code and opens a preview.
-func watchPreview(t *testing.T, d *daemon, stateDir string) *previewtest.Viewer {
+func watchPreview(t *testing.T, d *roomboxtest.Daemon) *previewtest.Viewer {
 	t.Helper()
-	var base string
-	select {
-	case base = <-d.pageURL:
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon never logged its control page URL")
-	}
-	code, err := os.ReadFile(filepath.Join(stateDir, device.SetupCodeFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, code := d.PageURL(t), d.SetupCode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := previewtest.Login(ctx, strings.TrimSuffix(base, "/"), strings.TrimSpace(string(code)))
+	s, err := previewtest.Login(ctx, strings.TrimSuffix(base, "/"), code)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,18 +10,16 @@ import (
 	"testing"
 
 	"roombox/internal/lktest"
+	"roombox/internal/roomboxtest"
 )
 
 // The real binary refuses bad provisioning with a non-zero exit and a message naming the
 // problem, and the stored provisioning stays byte-for-byte what it was.
 func TestProvisionRefusesBadInput(t *testing.T) {
-	bin := roomboxBinary(t)
-	stateDir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(stateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	bin := roomboxtest.Binary(t)
+	stateDir := roomboxtest.StateDir(t)
 	good := lktest.Token(t, room, deviceIdentity)
-	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", "ws://127.0.0.1:7880", "--token", good)
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", "ws://127.0.0.1:7880", "--token", good)
 	configPath := filepath.Join(stateDir, "config.json")
 	before, err := os.ReadFile(configPath)
 	if err != nil {
@@ -43,7 +41,8 @@ func TestProvisionRefusesBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := cli(t, bin, "provision", "--state-dir", tc.stateDir, "--url", tc.url, "--token", tc.token)
+			stdout, stderr, err := roomboxtest.CLI(bin, "provision", "--state-dir", tc.stateDir, "--url", tc.url, "--token", tc.token)
+			out := stdout + stderr
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
 				t.Fatalf("exit: %v, want non-zero; output %q", err, out)

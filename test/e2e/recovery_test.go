@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,21 +9,19 @@ import (
 
 	"roombox/device"
 	"roombox/internal/lktest"
+	"roombox/internal/roomboxtest"
 	"roombox/internal/testwait"
 )
 
 // provisionedDevice provisions a fresh state dir for the server and starts the daemon.
-func provisionedDevice(t *testing.T, srv *lktest.Server) (bin, stateDir string, d *daemon) {
+func provisionedDevice(t *testing.T, srv *lktest.Server) (bin, stateDir string, d *roomboxtest.Daemon) {
 	t.Helper()
-	bin = roomboxBinary(t)
-	stateDir = filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(stateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(t, room, deviceIdentity))
-	d = startDaemon(t, bin, stateDir)
+	bin = roomboxtest.Binary(t)
+	stateDir = roomboxtest.StateDir(t)
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(t, room, deviceIdentity))
+	d = roomboxtest.Start(t, bin, stateDir)
 	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
-		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
+		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
 	})
 	return bin, stateDir, d
 }
@@ -35,7 +31,7 @@ func provisionedDevice(t *testing.T, srv *lktest.Server) (bin, stateDir string, 
 func TestDeviceRejoinsAfterServerKilled(t *testing.T) {
 	srv := lktest.Start(t)
 	bin, stateDir, _ := provisionedDevice(t, srv)
-	mustCLI(t, bin, "mute", "--state-dir", stateDir)
+	roomboxtest.MustCLI(t, bin, "mute", "--state-dir", stateDir)
 	testwait.For(t, "the server to report the mic muted", 5*time.Second, func() bool {
 		m, ok := micMutedOnServer(t, srv)
 		return ok && m
@@ -43,12 +39,12 @@ func TestDeviceRejoinsAfterServerKilled(t *testing.T) {
 
 	srv.Kill()
 	testwait.For(t, "the device to notice", 20*time.Second, func() bool {
-		return deviceStatus(t, bin, stateDir).State != "in-room"
+		return roomboxtest.MustStatus(t, bin, stateDir).State != "in-room"
 	})
 	srv.Restart()
 	back := time.Now()
 	testwait.For(t, "the device back in the room", 30*time.Second, func() bool {
-		st := deviceStatus(t, bin, stateDir)
+		st := roomboxtest.MustStatus(t, bin, stateDir)
 		return st.State == "in-room" && st.Joins == 2
 	})
 	t.Logf("rejoin: server back -> device in room in %v", time.Since(back).Round(time.Millisecond))
@@ -59,7 +55,7 @@ func TestDeviceRejoinsAfterServerKilled(t *testing.T) {
 	if m, ok := micMutedOnServer(t, srv); !ok || !m {
 		t.Fatalf("after the rejoin the server has the mic muted=%v (found %v); want muted", m, ok)
 	}
-	if st := deviceStatus(t, bin, stateDir); !st.MicMuted || !st.LED {
+	if st := roomboxtest.MustStatus(t, bin, stateDir); !st.MicMuted || !st.LED {
 		t.Fatalf("status after rejoin: %+v", st)
 	}
 }
@@ -82,7 +78,7 @@ func TestModeratorMute(t *testing.T) {
 	}
 	muted := time.Now()
 	testwait.For(t, "the device to mute itself", 5*time.Second, func() bool {
-		st := deviceStatus(t, bin, stateDir)
+		st := roomboxtest.MustStatus(t, bin, stateDir)
 		return st.MicMuted && st.LED
 	})
 	time.Sleep(muteBudget + silenceHoldCheck)
@@ -96,13 +92,13 @@ func TestModeratorMute(t *testing.T) {
 	}
 	asked := time.Now()
 	time.Sleep(time.Second)
-	if st := deviceStatus(t, bin, stateDir); !st.MicMuted || !st.LED {
+	if st := roomboxtest.MustStatus(t, bin, stateDir); !st.MicMuted || !st.LED {
 		t.Fatalf("device unmuted on a remote request: %+v", st)
 	}
 	if last, _ := lastAudible(sub, asked); !last.IsZero() {
 		t.Fatal("audio left the device after a remote unmute request")
 	}
-	mustCLI(t, bin, "press", "mic", "--state-dir", stateDir)
+	roomboxtest.MustCLI(t, bin, "press", "mic", "--state-dir", stateDir)
 	pressed := time.Now()
 	testwait.For(t, "the tone after a local press", 5*time.Second, func() bool { return toneLevelSince(sub, pressed) > toneDBFS })
 }
