@@ -153,7 +153,7 @@ func expectLeaving(t *testing.T, v *previewtest.Viewer, since time.Time, on bool
 	frames, audio := previewSince(t, v, since)
 	loud := 0
 	for _, c := range audio {
-		if level := goertzelDBFS(c.PCM, 440, 48000); level > silentDBFS {
+		if level := sim.ToneDBFS(c.PCM, 440, 48000); level > silentDBFS {
 			if !on {
 				t.Fatalf("audio packet at %s carries the tone at %.1f dBFS with the mic muted", c.At.Format("15:04:05.000"), level)
 			}

@@ -140,7 +140,7 @@ func (s *subscriber) readAudio(rt *signaling.RemoteTrack) {
 			s.t.Errorf("opus decode: %v", err)
 			return
 		}
-		w := audioWindow{at: time.Now(), toneDBFS: goertzelDBFS(pcm[:n], 440, 48000), rmsDBFS: rmsDBFS(pcm[:n])}
+		w := audioWindow{at: time.Now(), toneDBFS: sim.ToneDBFS(pcm[:n], 440, 48000), rmsDBFS: rmsDBFS(pcm[:n])}
 		s.mu.Lock()
 		s.audio = append(s.audio, w)
 		s.mu.Unlock()
@@ -157,22 +157,6 @@ func nalTypes(au []byte) []byte {
 		}
 	}
 	return types
-}
-
-// goertzelDBFS is the level of one frequency in dBFS (a full-scale sine reads 0).
-func goertzelDBFS(pcm []int16, freq, rate float64) float64 {
-	if len(pcm) == 0 {
-		return math.Inf(-1)
-	}
-	k := 2 * math.Cos(2*math.Pi*freq/rate)
-	var s1, s2 float64
-	for _, v := range pcm {
-		s0 := float64(v)/32768 + k*s1 - s2
-		s2, s1 = s1, s0
-	}
-	power := s1*s1 + s2*s2 - k*s1*s2
-	amp := 2 * math.Sqrt(math.Max(power, 0)) / float64(len(pcm))
-	return 20 * math.Log10(amp+1e-12)
 }
 
 func rmsDBFS(pcm []int16) float64 {
