@@ -12,6 +12,7 @@ import (
 	"roombox/hal"
 	"roombox/hal/sim"
 	"roombox/internal/lktest"
+	"roombox/internal/testwait"
 	"roombox/media"
 )
 
@@ -27,25 +28,13 @@ func runBoard(t *testing.T, srv *lktest.Server, room, identity string, board *ha
 	if _, _, err := store.Provision(Provisioning{URL: srv.URL, Token: lktest.Token(t, room, identity)}, Trust{}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{StateDir: dir, HTTPAddr: "127.0.0.1:0", board: board,
+	testwait.Go(t, "Run", 20*time.Second, func(ctx context.Context) error {
+		return Run(ctx, Options{StateDir: dir, HTTPAddr: "127.0.0.1:0", board: board,
 			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return within 20 s of its context ending")
-		}
 	})
+	ctx := context.Background()
 	api := Dial(dir)
-	waitFor(t, "the device in the room", 20*time.Second, func() bool {
+	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
 		st, err := api.Status(ctx)
 		return err == nil && st.State == StateInRoom.String()
 	})
@@ -84,7 +73,7 @@ func TestBoardWithoutCameraOrMic(t *testing.T) {
 	noCam := simParts(t)
 	noCam.Camera = nil
 	api := runBoard(t, srv, "parts", "no-camera", noCam)
-	waitFor(t, "the microphone alone published", 10*time.Second, func() bool {
+	testwait.For(t, "the microphone alone published", 10*time.Second, func() bool {
 		s := publishedSources(t, srv, "parts", "no-camera")
 		return s[livekit.TrackSource_MICROPHONE] && !s[livekit.TrackSource_CAMERA]
 	})
@@ -126,7 +115,7 @@ func TestEncoderChoice(t *testing.T) {
 	if st, _ := api.Status(context.Background()); st.Encoder != "x264 (software)" {
 		t.Fatalf("encoder %q after the hardware one failed; want x264 (software)", st.Encoder)
 	}
-	waitFor(t, "the camera published with the software encoder", 10*time.Second, func() bool {
+	testwait.For(t, "the camera published with the software encoder", 10*time.Second, func() bool {
 		return publishedSources(t, srv, "enc", "sw")[livekit.TrackSource_CAMERA]
 	})
 }

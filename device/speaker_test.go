@@ -2,7 +2,6 @@ package device
 
 import (
 	"context"
-	"log/slog"
 	"math"
 	"slices"
 	"sync"
@@ -125,14 +124,6 @@ func (tk *talker) packetsSent() uint64 {
 func TestSpeakerPlaysRoom(t *testing.T) {
 	const room = "speaker"
 	srv := lktest.Start(t)
-	dir := t.TempDir()
-	store, err := OpenStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := store.Provision(Provisioning{URL: srv.URL, Token: lktest.Token(t, room, "roombox-speaker")}, Trust{}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
 	b, err := sim.New(sim.Config{Width: simWidth, Height: simHeight, FPS: simFPS})
 	if err != nil {
 		t.Fatal(err)
@@ -140,18 +131,8 @@ func TestSpeakerPlaysRoom(t *testing.T) {
 	spk := &ear{Speaker: b.Speaker}
 	board := b.HAL()
 	board.Speaker = spk
-
-	testwait.Go(t, "Run", 20*time.Second, func(ctx context.Context) error {
-		return Run(ctx, Options{StateDir: dir, HTTPAddr: "127.0.0.1:0", board: board,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	})
+	api := runBoard(t, srv, room, "roombox-speaker", board)
 	ctx := context.Background()
-
-	api := Dial(dir)
-	testwait.For(t, "the LocalAPI", 10*time.Second, func() bool {
-		_, err := api.Status(ctx)
-		return err == nil
-	})
 	if err := api.SetVolume(ctx, MaxVolume); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +11,8 @@ import (
 
 	"roombox/device"
 	"roombox/internal/lktest"
+	"roombox/internal/roomboxtest"
+	"roombox/internal/testwait"
 )
 
 // A fleet may allow the room to unmute the mic (--allow-remote-unmute in the signed
@@ -20,22 +21,19 @@ import (
 func TestRemoteUnmuteAllowedByProvisioning(t *testing.T) {
 	srv := lktest.Start(t, lktest.WithRoom(func(rc *lktest.RoomConfig) { rc.EnableRemoteUnmute = true }))
 	sub := joinSubscriber(t, srv.URL, lktest.Token(t, room, "watcher"))
-	bin := roomboxBinary(t)
+	bin := roomboxtest.Binary(t)
 	keys := t.TempDir()
-	mustCLI(t, bin, "fleet", "keygen", "--out", keys)
-	tok := strings.TrimSpace(mustCLI(t, bin, "fleet", "sign", "--key", filepath.Join(keys, "fleet.key"), "--url", srv.URL,
+	roomboxtest.MustCLI(t, bin, "fleet", "keygen", "--out", keys)
+	tok := strings.TrimSpace(roomboxtest.MustCLI(t, bin, "fleet", "sign", "--key", filepath.Join(keys, "fleet.key"), "--url", srv.URL,
 		"--livekit-token", lktest.Token(t, room, deviceIdentity), "--allow-remote-unmute"))
-	stateDir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(stateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustCLI(t, bin, "provision", "--state-dir", stateDir, "--fleet-key=", tok)
-	startDaemon(t, bin, stateDir)
-	waitFor(t, "the device in the room", 20*time.Second, func() bool {
-		return statusIs(t, bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
+	stateDir := roomboxtest.StateDir(t)
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--fleet-key=", tok)
+	roomboxtest.Start(t, bin, stateDir)
+	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
+		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
 	})
-	mustCLI(t, bin, "mute", "--state-dir", stateDir)
-	waitFor(t, "the server to report the mic muted", 5*time.Second, func() bool {
+	roomboxtest.MustCLI(t, bin, "mute", "--state-dir", stateDir)
+	testwait.For(t, "the server to report the mic muted", 5*time.Second, func() bool {
 		m, ok := micMutedOnServer(t, srv)
 		return ok && m
 	})
@@ -49,9 +47,9 @@ func TestRemoteUnmuteAllowedByProvisioning(t *testing.T) {
 		t.Fatalf("remote unmute: %v", err)
 	}
 	asked := time.Now()
-	waitFor(t, "the device to obey the remote unmute", 5*time.Second, func() bool {
-		st := deviceStatus(t, bin, stateDir)
+	testwait.For(t, "the device to obey the remote unmute", 5*time.Second, func() bool {
+		st := roomboxtest.MustStatus(t, bin, stateDir)
 		return !st.MicMuted && !st.LED
 	})
-	waitFor(t, "the tone in the room", 5*time.Second, func() bool { return toneLevelSince(sub, asked) > toneDBFS })
+	testwait.For(t, "the tone in the room", 5*time.Second, func() bool { return toneLevelSince(sub, asked) > toneDBFS })
 }
