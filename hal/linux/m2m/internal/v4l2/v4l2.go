@@ -49,6 +49,7 @@ const (
 	BufFlagQueued        = 0x00000002
 	BufFlagDone          = 0x00000004
 	BufFlagKeyframe      = 0x00000008
+	BufFlagPFrame        = 0x00000010
 	BufFlagError         = 0x00000040
 	BufFlagTimestampCopy = 0x00004000
 	BufFlagLast          = 0x00100000
