@@ -12,15 +12,16 @@ LIVEKIT_SERVER := $(BIN)/livekit-server
 
 # Debian packages the build needs (cgo: gcc, opus, x264; ffmpeg for media tests;
 # iproute2 + nftables for the impaired-network lab, internal/netlab; redis-server for
-# multi-node livekit tests, which start their own on a free loopback port).
+# multi-node livekit tests, which start their own on a free loopback port; qemu-user-static
+# runs the arm64 and armv7 test binaries of test-cross).
 DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev ffmpeg \
-                iproute2 nftables redis-server
+                iproute2 nftables redis-server qemu-user-static
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX)
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps browser-deps npm-deps livekit build test test-browser bench lint run clean
+.PHONY: all deps browser-deps npm-deps livekit build test test-browser test-cross bench lint run clean
 
 all: build
 
@@ -74,11 +75,18 @@ build: deps
 
 test: deps browser-deps npm-deps livekit build
 	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./...
-	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-cross lint
 
 # Only the browser tests (test/browser), with all they need; screenshots in artifacts/browser.
 test-browser: deps browser-deps npm-deps livekit build
 	$(TEST_ENV) $(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) ./test/browser
+
+# The pure-Go hardware packages' tests (struct layouts, ioctl numbers) built for arm64 and
+# armv7 and run under qemu-user; part of make test.
+CROSS_PKGS := ./hal/linux/m2m/...
+test-cross: deps
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static $(CROSS_PKGS)
+	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static $(CROSS_PKGS)
 
 bench: deps livekit build
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./...
