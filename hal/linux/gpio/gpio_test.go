@@ -120,10 +120,13 @@ func TestActiveLowAndPull(t *testing.T) {
 	r.edges(bcmMic, gpio.Low)
 	r.clock.Advance(20 * time.Millisecond)
 	r.expect(hal.ButtonMic, hal.Press)
+	// One button at a time: an edge still on its way to the debouncer when the fake clock
+	// jumps counts from the jump (hal/button), and would need a second one.
 	r.edges(bcmMic, gpio.High)
-	r.edges(bcmCamera, gpio.Low)
 	r.clock.Advance(20 * time.Millisecond)
 	r.expect(hal.ButtonMic, hal.Release)
+	r.edges(bcmCamera, gpio.Low)
+	r.clock.Advance(20 * time.Millisecond)
 	r.expect(hal.ButtonCamera, hal.Release)
 }
 
