@@ -3,6 +3,7 @@ module roombox
 go 1.26
 
 require (
+	github.com/blackjack/webcam v0.6.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/uuid v1.6.0
 	github.com/gorilla/websocket v1.5.3
