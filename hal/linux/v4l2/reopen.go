@@ -46,7 +46,7 @@ type Opener func(ctx context.Context) (hal.Camera, error)
 
 // ReopenConfig tunes a Reopener; zero fields take the defaults.
 type ReopenConfig struct {
-	Clock      hal.Clock     // required
+	Clock      hal.Clock     // default the wall clock
 	MinBackoff time.Duration // first wait between attempts; default 250 ms
 	MaxBackoff time.Duration // cap of the doubling waits; default 5 s
 	// OnEvent, if set, is called from the reading goroutine with each event, so the
@@ -76,6 +76,9 @@ type Reopener struct {
 
 // NewReopener wraps cam, already open, and reopens it with open when it is lost.
 func NewReopener(cam hal.Camera, open Opener, cfg ReopenConfig) *Reopener {
+	if cfg.Clock == nil {
+		cfg.Clock = wallClock{}
+	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
 	}
