@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"roombox/hal"
 )
@@ -98,13 +101,15 @@ func (r ReplugReport) String() string {
 	return b.String()
 }
 
-// CheckReplug proves "unplug -> event and retry, replug -> recovered" on vivid: it reads
-// frames through a Reopener, presses vivid's "Disconnect" control (vivid's simulated USB
-// unplug: the node answers ENODEV from then on), waits for the Lost event, calls replug
-// (the lab's `rmmod vivid; modprobe vivid`, possible once the Reopener has closed the dead
-// device), and then expects a Reopened event and colour bars again, all within one ReadFrame
-// that waited across the unplug. Leave cfg.Device empty if the node may be renumbered.
-func CheckReplug(ctx context.Context, cfg Config, replug func(context.Context) error) (ReplugReport, error) {
+// CheckReplug proves "unplug -> event and retry, replug -> recovered" on vivid. It reads
+// frames through a Reopener and presses vivid's "Disconnect" control, vivid's simulated USB
+// unplug: the node answers ENODEV from then on, until its last open file is closed, when
+// vivid registers it again by itself. So CheckReplug holds a second descriptor of the node
+// across the unplug: the Reopener's attempts fail while it is held (OpenFailed events, each
+// retried after its backoff), and closing it after unplugged is the replug. It then expects
+// Lost (ErrUnplugged), at least one OpenFailed, Reopened and colour bars again, all within
+// one ReadFrame that waited across the unplug.
+func CheckReplug(ctx context.Context, cfg Config, unplugged time.Duration) (ReplugReport, error) {
 	var rep ReplugReport
 	cam, err := Open(ctx, cfg)
 	if err != nil {
@@ -114,7 +119,7 @@ func CheckReplug(ctx context.Context, cfg Config, replug func(context.Context) e
 	path := cam.Path()
 	events := make(chan Event, 64)
 	r := NewReopener(cam, func(ctx context.Context) (hal.Camera, error) { return Open(ctx, cfg) },
-		ReopenConfig{Clock: wallClock{}, OnEvent: func(e Event) {
+		ReopenConfig{OnEvent: func(e Event) {
 			select {
 			case events <- e:
 			default: // a stuck reopen loop must not block on a full report
@@ -128,6 +133,15 @@ func CheckReplug(ctx context.Context, cfg Config, replug func(context.Context) e
 			return rep, fmt.Errorf("v4l2: replug: frame %d: %w", i, err)
 		}
 	}
+	holder, err := openNode(path)
+	if err != nil {
+		return rep, err
+	}
+	defer func() {
+		if holder >= 0 {
+			unix.Close(holder)
+		}
+	}()
 	if err := SetControl(path, "Disconnect", 1); err != nil {
 		return rep, err
 	}
@@ -164,11 +178,18 @@ func CheckReplug(ctx context.Context, cfg Config, replug func(context.Context) e
 	if !errors.Is(rep.Events[len(rep.Events)-1].Err, ErrUnplugged) {
 		return rep, fmt.Errorf("v4l2: replug: lost for another reason: %w", rep.Events[len(rep.Events)-1].Err)
 	}
-	if err := replug(ctx); err != nil {
-		return rep, fmt.Errorf("v4l2: replug: %w", err)
+	select {
+	case <-time.After(unplugged):
+	case <-ctx.Done():
+		return rep, fmt.Errorf("v4l2: replug: %w", ctx.Err())
 	}
+	unix.Close(holder) // the last user of the disconnected device: vivid reconnects it
+	holder = -1
 	if err := next(Reopened); err != nil {
 		return rep, err
+	}
+	if !slices.ContainsFunc(rep.Events, func(e Event) bool { return e.Kind == OpenFailed }) {
+		return rep, fmt.Errorf("v4l2: replug: reopened without a failed attempt while unplugged")
 	}
 	err = <-read
 	read = nil
