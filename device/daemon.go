@@ -82,7 +82,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.load(); err != nil {
 		return err
 	}
-	if d.board, err = openBoard(opts); err != nil {
+	if d.board, err = openBoard(ctx, opts, log); err != nil {
 		return err
 	}
 	defer d.board.Close()
@@ -177,7 +177,7 @@ func (d *daemon) recovered(err error) error {
 	return err
 }
 
-func openBoard(opts Options) (*hal.Board, error) {
+func openBoard(ctx context.Context, opts Options, log *slog.Logger) (*hal.Board, error) {
 	if opts.board != nil {
 		return opts.board, nil
 	}
@@ -185,7 +185,7 @@ func openBoard(opts Options) (*hal.Board, error) {
 	case "sim", "":
 		return sim.NewBoard(sim.Config{Width: simWidth, Height: simHeight, FPS: simFPS})
 	case "linux":
-		return nil, errors.New("device: the linux hal is not built yet (use --hal sim)")
+		return openLinuxBoard(ctx, log)
 	}
 	return nil, fmt.Errorf("device: unknown hal %q (want sim or linux)", opts.Hal)
 }

@@ -6,6 +6,7 @@ package hal
 import (
 	"context"
 	"errors"
+	"io"
 	"fmt"
 	"time"
 )
@@ -161,6 +162,8 @@ type Board struct {
 	Encoder func(EncoderConfig) (VideoEncoder, error)
 	// EncoderName says which hardware encoder Encoder opens, for the page and the log.
 	EncoderName string
+	// Others are what else the board holds (button watchers, GPIO lines), closed first.
+	Others []io.Closer
 }
 
 // EncoderConfig is what a video encoder is opened with.
@@ -174,6 +177,9 @@ type EncoderConfig struct {
 // Close closes every present part and returns their errors joined.
 func (b *Board) Close() error {
 	var errs []error
+	for i := len(b.Others) - 1; i >= 0; i-- {
+		errs = append(errs, b.Others[i].Close())
+	}
 	if b.Camera != nil {
 		errs = append(errs, b.Camera.Close())
 	}

@@ -1,0 +1,39 @@
+package device
+
+import (
+	"context"
+	"log/slog"
+
+	"roombox/hal"
+	"roombox/hal/linux"
+	"roombox/hal/linux/evdev"
+	"roombox/hal/linux/gpio"
+	"roombox/hal/linux/m2m"
+	"roombox/hal/linux/v4l2"
+	"roombox/hal/sim"
+)
+
+// openLinuxBoard attaches the real hardware that is there: camera, hardware encoder, GPIO
+// buttons and LED (the documented Raspberry Pi pin map), input-device keys. What is absent
+// is skipped, not fatal: the report says which.
+func openLinuxBoard(ctx context.Context, log *slog.Logger) (*hal.Board, error) {
+	clock := sim.RealClock{}
+	buttons := &linux.Buttons{Clock: clock, Log: log}
+	b, rep, err := linux.NewBoard(ctx, linux.Config{
+		Camera: v4l2.Config{Width: simWidth, Height: simHeight, FPS: simFPS, Clock: clock},
+		Logger: log,
+		Parts: []linux.Part{
+			linux.EncoderPart(m2m.Finder{}),
+			buttons.GPIOPart(gpio.DefaultPinMap()),
+			buttons.EvdevPart(evdev.Config{}),
+			buttons.Part(),
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range rep {
+		log.Info("board part", "part", p.Name, "state", p.State, "detail", p.Detail)
+	}
+	return b, nil
+}
