@@ -6,8 +6,8 @@ package hal
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"time"
 )
 

@@ -86,4 +86,3 @@ func TestButtonsPart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
