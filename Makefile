@@ -10,11 +10,11 @@ BIN            := $(CURDIR)/bin
 ROOMBOX        := $(BIN)/roombox
 LIVEKIT_SERVER := $(BIN)/livekit-server
 
-# Debian packages the build needs (cgo: gcc, opus, x264; ffmpeg for media tests;
+# Debian packages the build needs (cgo: gcc, opus, x264, alsa-lib; ffmpeg for media tests;
 # iproute2 + nftables for the impaired-network lab, internal/netlab; redis-server for
 # multi-node livekit tests, which start their own on a free loopback port; qemu-user-static
 # runs the arm64 and armv7 test binaries of test-cross).
-DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev ffmpeg \
+DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev libasound2-dev ffmpeg \
                 iproute2 nftables redis-server qemu-user-static
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
