@@ -229,7 +229,7 @@ func (s *stream) io(ctx context.Context, b []byte) error {
 			return hal.ErrClosed
 		}
 		n, err := s.p.transfer(b)
-		if errors.Is(err, errAgain) {
+		if errors.Is(err, errAgain) || err == nil && n == 0 {
 			err = s.p.wait(waitSlice)
 		}
 		s.mu.Unlock()

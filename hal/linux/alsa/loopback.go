@@ -20,13 +20,17 @@ type Report struct {
 	// return of the ReadPCM that delivers its first sample: playback buffer, transport and
 	// one capture period.
 	Latency time.Duration
+	// ToneXruns counts the underruns while the silence and the tone played: none on an
+	// idle machine; each leaves a gap that lowers ToneDBFS.
+	ToneXruns uint64
 	// Xruns is how many underruns the speaker counted after CheckLoopback stopped writing
 	// for longer than its buffer; the write after the gap must succeed.
 	Xruns uint64
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("tone %.1f dBFS, latency %v, xruns %d; play %s; capture %s", r.ToneDBFS, r.Latency, r.Xruns, r.Play, r.Capture)
+	return fmt.Sprintf("tone %.1f dBFS (%d underruns), latency %v, xruns after a gap %d; play %s; capture %s",
+		r.ToneDBFS, r.ToneXruns, r.Latency, r.Xruns, r.Play, r.Capture)
 }
 
 // Loopback check timing: silence while both streams settle, the tone, the part of the
@@ -73,6 +77,7 @@ func CheckLoopback(ctx context.Context, playDev, captureDev string) (Report, err
 		return rep, err
 	}
 	before := sp.Xruns()
+	rep.ToneXruns = before
 	gap := 3*rep.Play.Latency() + 50*time.Millisecond
 	select {
 	case <-time.After(gap):
