@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -328,16 +329,45 @@ func TestSndAloop(t *testing.T) {
 	}
 	unbound := make(chan error, 1)
 	go func() { unbound <- os.WriteFile(driver+"unbind", []byte(card), 0) }()
-	if err := bare.ReadPCM(ctx, buf); !errors.Is(err, ErrUnplugged) {
+	// Reads may still succeed until the disconnect lands; 500 periods are 5 s of audio.
+	err = nil
+	for range 500 {
+		if err = bare.ReadPCM(ctx, buf); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrUnplugged) {
 		t.Errorf("ReadPCM on an unbound card: %v, want ErrUnplugged", err)
 	}
 	bare.Close()
-	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+
+	// The reopening mic reads on; the unbind returns only once it has closed its dead
+	// device, and no read succeeds until the card is bound again and reopened.
+	rctx, cancel := context.WithCancel(ctx)
+	reads := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	read := make(chan error, 1)
-	go func() { read <- m.ReadPCM(rctx, buf) }() // closes the dead device, then retries
+	wg.Go(func() {
+		rbuf := make([]int16, PeriodFrames)
+		for rctx.Err() == nil {
+			if err := m.ReadPCM(rctx, rbuf); err == nil {
+				select {
+				case reads <- struct{}{}:
+				default:
+				}
+			} else if rctx.Err() == nil {
+				t.Errorf("ReopeningMic.ReadPCM: %v", err)
+				return
+			}
+		}
+	})
 	if err := <-unbound; err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-reads: // a read of the old device, before the unplug
+	default:
 	}
 	if m.Err() == nil {
 		t.Error("Err() is nil while the card is unbound")
@@ -346,8 +376,10 @@ func TestSndAloop(t *testing.T) {
 	if err := os.WriteFile(driver+"bind", []byte(card), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-read; err != nil {
-		t.Fatalf("ReadPCM across unbind and bind: %v", err)
+	select {
+	case <-reads:
+	case <-time.After(20 * time.Second): // the backoff is at most 5 s
+		t.Fatal("no read 20 s after the card was bound again")
 	}
 	if m.Err() != nil {
 		t.Errorf("Err() after reopening = %v", m.Err())

@@ -93,9 +93,9 @@ func TestCheckLoopbackMeasuresToneLatencyAndXrun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// An underrun while the tone plays (this test's goroutines starved for 20 ms on a
-	// loaded machine) leaves a gap, and CheckLoopback's own -20 dBFS floor is the check.
-	if rep.ToneXruns == 0 && (rep.ToneDBFS < -10.2 || rep.ToneDBFS > -9.8) {
+	// The median over blocks reads -10 unless xruns (this test's goroutines starved for
+	// 20 ms on a loaded machine) left gaps in most blocks.
+	if rep.ToneDBFS < -10.2 || rep.ToneDBFS > -9.8 {
 		t.Errorf("tone at %.2f dBFS through a lossless loop, want -10", rep.ToneDBFS)
 	}
 	// The tone cannot arrive before it is handed over, and it cannot take longer than
