@@ -63,6 +63,11 @@ static int rb_prepare(snd_pcm_t *pcm) {
 	return err;
 }
 
+// alsa-lib prints its errors to stderr; ours carry the errno, and a reopen loop retrying
+// an unplugged device every few seconds would fill the journal with its lines.
+static void rb_silent(const char *file, int line, const char *function, int err, const char *fmt, ...) {}
+static void rb_quiet(void) { snd_lib_error_set_handler(rb_silent); }
+
 static int rb_disconnected(snd_pcm_t *pcm) {
 	return snd_pcm_state(pcm) == SND_PCM_STATE_DISCONNECTED;
 }
@@ -76,6 +81,8 @@ import (
 	"time"
 	"unsafe"
 )
+
+func init() { C.rb_quiet() }
 
 // alsaPCM is an open snd_pcm_t.
 type alsaPCM struct {
