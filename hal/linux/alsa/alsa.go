@@ -80,7 +80,8 @@ type Config struct {
 	// Periods is the device buffer in 10 ms periods; 0 means DefaultCapturePeriods or
 	// DefaultPlaybackPeriods. The driver may round period and buffer sizes.
 	Periods int
-	// Clock paces the retries while a suspended device resumes; nil is the wall clock.
+	// Clock paces the retries while a suspended device resumes and the reopening
+	// wrappers' backoff; nil is the wall clock.
 	Clock hal.Clock
 }
 
