@@ -6,6 +6,7 @@ import (
 
 	"roombox/hal"
 	"roombox/hal/linux"
+	"roombox/hal/linux/alsa"
 	"roombox/hal/linux/evdev"
 	"roombox/hal/linux/gpio"
 	"roombox/hal/linux/m2m"
@@ -13,7 +14,8 @@ import (
 	"roombox/hal/sim"
 )
 
-// openLinuxBoard attaches the real hardware that is there: camera, hardware encoder, GPIO
+// openLinuxBoard attaches the real hardware that is there: camera, ALSA "default" mic and
+// speaker, hardware encoder, GPIO
 // buttons and LED (the documented Raspberry Pi pin map), input-device keys. What is absent
 // is skipped, not fatal: the report says which.
 func openLinuxBoard(ctx context.Context, log *slog.Logger) (*hal.Board, error) {
@@ -23,6 +25,8 @@ func openLinuxBoard(ctx context.Context, log *slog.Logger) (*hal.Board, error) {
 		Camera: v4l2.Config{Width: simWidth, Height: simHeight, FPS: simFPS, Clock: clock},
 		Logger: log,
 		Parts: []linux.Part{
+			alsa.MicPart(alsa.Config{Clock: clock}),
+			alsa.SpeakerPart(alsa.Config{Clock: clock}),
 			linux.EncoderPart(m2m.Finder{}),
 			buttons.GPIOPart(gpio.DefaultPinMap()),
 			buttons.EvdevPart(evdev.Config{}),
