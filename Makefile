@@ -2,6 +2,7 @@
 #   make run    build everything, start a local LiveKit server and the simulated box
 #   make test   go test ./... against the real livekit-server, then make lint
 #   make test-browser   only test/browser (chromium against the control page)
+#   make lab    the whole VM hardware lab (internal/vmlab: real kernel drivers under qemu)
 
 SHELL := /bin/bash
 GO    ?= go
@@ -13,15 +14,19 @@ LIVEKIT_SERVER := $(BIN)/livekit-server
 # Debian packages the build needs (cgo: gcc, opus, x264, alsa-lib; ffmpeg for media tests;
 # iproute2 + nftables for the impaired-network lab, internal/netlab; redis-server for
 # multi-node livekit tests, which start their own on a free loopback port; qemu-user-static
-# runs the arm64 and armv7 test binaries of test-cross).
+# runs the arm64 and armv7 test binaries of test-cross; qemu and a static busybox for the VM
+# hardware lab, internal/vmlab).
 DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev libasound2-dev ffmpeg \
-                iproute2 nftables redis-server qemu-user-static
+                iproute2 nftables redis-server qemu-user-static qemu-system-x86 busybox-static
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX)
+# The VM lab's kernel: Debian's linux-image-amd64, unpacked by lab-kernel.
+LAB_KERNEL := $(CURDIR)/.cache/lab/kernel
+
+TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOMBOX_LAB_KERNEL=$(LAB_KERNEL)
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps browser-deps npm-deps livekit build test test-browser test-cross bench lint run clean
+.PHONY: all deps browser-deps npm-deps livekit lab-kernel build test test-browser test-cross lab bench lint run clean
 
 all: build
 
@@ -69,11 +74,36 @@ $(LIVEKIT_SERVER): tools/livekit/go.mod tools/livekit/go.sum
 	cd tools/livekit && GOWORK=off $(GO) build -trimpath -o $@ github.com/livekit/livekit-server/cmd/server
 	@touch $@ # go build leaves an up-to-date binary's mtime alone
 
+# The kernel the VM lab boots: the linux-image-6.1.0-NN-amd64 package that linux-image-amd64
+# currently depends on, fetched with apt-get download and cut down to what the lab uses (the
+# image, and the media, sound, uinput and evdev modules: ~70 MB of ~400). A marker names the
+# package and the paths unpacked, so this is one apt-cache query when it is current; a new ABI
+# or path list replaces it. With apt's lists unreadable it keeps whatever kernel is there.
+LAB_KERNEL_PATHS := './boot/vmlinuz-*' './boot/config-*' './lib/modules/*/kernel/drivers/media' \
+                    './lib/modules/*/kernel/sound' './lib/modules/*/kernel/drivers/input/misc/uinput.ko' \
+                    './lib/modules/*/kernel/drivers/input/evdev.ko'
+lab-kernel: deps
+	@pkg=$$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$$1 == "Depends:" && $$2 ~ /^linux-image-/ {print $$2; exit}'); \
+	if [ -z "$$pkg" ] && ls $(LAB_KERNEL)/.package-* >/dev/null 2>&1; then exit 0; fi; \
+	if [ -z "$$pkg" ]; then \
+		$(SUDO) apt-get update >/dev/null; \
+		pkg=$$(apt-cache depends linux-image-amd64 | awk '$$1 == "Depends:" && $$2 ~ /^linux-image-/ {print $$2; exit}'); \
+	fi; \
+	[ -n "$$pkg" ] || { echo "lab-kernel: apt knows no linux-image-amd64"; exit 1; }; \
+	want="$(LAB_KERNEL_PATHS)"; \
+	[ "$$(cat $(LAB_KERNEL)/.package-$$pkg 2>/dev/null)" = "$$want" ] && exit 0; \
+	echo "lab-kernel: fetching $$pkg"; \
+	tmp=$(LAB_KERNEL).tmp; rm -rf $$tmp && mkdir -p $$tmp/deb && \
+	( cd $$tmp/deb && apt-get download -o APT::Sandbox::User=root $$pkg ) && \
+	dpkg-deb --fsys-tarfile $$tmp/deb/*.deb | tar -x --wildcards -C $$tmp $(LAB_KERNEL_PATHS) && \
+	rm -rf $$tmp/deb && printf '%s\n' "$$want" > $$tmp/.package-$$pkg && \
+	rm -rf $(LAB_KERNEL) && mv $$tmp $(LAB_KERNEL)
+
 build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(ROOMBOX) ./cmd/roombox
 
-test: deps browser-deps npm-deps livekit build
+test: deps browser-deps npm-deps livekit lab-kernel build
 	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory test-cross lint
 
@@ -88,6 +118,11 @@ test-cross: deps
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static $(CROSS_PKGS)
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static $(CROSS_PKGS)
 
+# The whole VM lab: internal/vmlab's TestLab with the guest's long checks too (every vivid
+# size, longer capture runs). make test runs the same boot with the short set.
+lab: deps lab-kernel build
+	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab$$' -timeout $(TEST_TIMEOUT) ./internal/vmlab
+
 bench: deps livekit build
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./...
 
@@ -96,9 +131,10 @@ lint:
 	@unformatted=$$(find . -path ./bin -prune -o -path ./.git -prune -o -name '*.go' -print0 | xargs -0 -r gofmt -l); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags vmlabguest ./internal/vmlab/...
 
 run: build livekit
 	scripts/run-demo.sh
 
 clean:
-	rm -rf bin .run
+	rm -rf bin .run .cache

@@ -1,0 +1,355 @@
+//go:build vmlabguest && linux
+
+package guest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The parts of the V4L2 UAPI (linux/videodev2.h) these checks use.
+const (
+	bufTypeVideoCapture = 1
+	memoryMMAP          = 1
+	fieldNone           = 1
+	frmSizeDiscrete     = 1
+
+	capVideoCapture = 0x00000001
+	capStreaming    = 0x04000000
+)
+
+// ioctl numbers ('V', nr); the size comes from the argument's type.
+const (
+	vidiocQueryCap       = 0
+	vidiocSFmt           = 5
+	vidiocReqBufs        = 8
+	vidiocQueryBuf       = 9
+	vidiocQBuf           = 15
+	vidiocDQBuf          = 17
+	vidiocStreamOn       = 18
+	vidiocStreamOff      = 19
+	vidiocSParm          = 22
+	vidiocEnumFrameSizes = 74
+)
+
+var pixYUYV = fourcc("YUYV")
+
+func fourcc(s string) uint32 {
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
+type v4l2Capability struct {
+	Driver       [16]byte
+	Card         [32]byte
+	BusInfo      [32]byte
+	Version      uint32
+	Capabilities uint32
+	DeviceCaps   uint32
+	_            [3]uint32
+}
+
+type v4l2PixFormat struct {
+	Width, Height, PixelFormat, Field, BytesPerLine, SizeImage uint32
+	Colorspace, Priv, Flags, YCbCrEnc, Quantization, XferFunc  uint32
+}
+
+// v4l2Format's union holds pointers (struct v4l2_window), so it is pointer-aligned: 4 bytes
+// after the type on 64-bit, none on 32-bit. An array of uintptr gives Go the same layout.
+type v4l2Format struct {
+	Type uint32
+	fmt  [200 / unsafe.Sizeof(uintptr(0))]uintptr
+}
+
+func (f *v4l2Format) pix() *v4l2PixFormat { return (*v4l2PixFormat)(unsafe.Pointer(&f.fmt[0])) }
+
+type v4l2RequestBuffers struct {
+	Count, Type, Memory, Capabilities uint32
+	Flags                             uint8
+	_                                 [3]uint8
+}
+
+type v4l2Buffer struct {
+	Index, Type, BytesUsed, Flags, Field uint32
+	Timestamp                            unix.Timeval
+	Timecode                             [16]byte
+	Sequence, Memory                     uint32
+	Offset                               uintptr // union m: the mmap offset (low half on 64-bit little-endian), a pointer or an fd
+	Length, _, _                         uint32
+}
+
+type v4l2StreamParm struct {
+	Type                      uint32
+	Capability, CaptureMode   uint32
+	TimePerFrame              [2]uint32 // struct v4l2_fract: numerator, denominator
+	ExtendedMode, ReadBuffers uint32
+	_                         [4]uint32
+	_                         [200 - 40]byte
+}
+
+type v4l2FrmSizeEnum struct {
+	Index, PixelFormat, Type uint32
+	Width, Height            uint32 // union: discrete, or the first two of stepwise
+	_                        [4]uint32
+	_                        [2]uint32
+}
+
+func vidioc[T any](fd int, dir, nr uintptr, arg *T) error { return ioctlPtr(fd, dir, 'V', nr, arg) }
+
+// openVivid opens the vivid video capture node among /dev/video*.
+func openVivid(t *testing.T) int {
+	t.Helper()
+	nodes, _ := filepath.Glob("/dev/video*")
+	var seen []string
+	for _, n := range nodes {
+		fd, err := unix.Open(n, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			seen = append(seen, fmt.Sprintf("%s: %v", n, err))
+			continue
+		}
+		var c v4l2Capability
+		if err := vidioc(fd, iocRead, vidiocQueryCap, &c); err != nil {
+			seen = append(seen, fmt.Sprintf("%s: QUERYCAP: %v", n, err))
+			unix.Close(fd)
+			continue
+		}
+		want := uint32(capVideoCapture | capStreaming)
+		if cstr(c.Card[:]) == "vivid" && c.DeviceCaps&want == want {
+			t.Logf("%s: driver %q card %q bus %q device caps %#x", n, cstr(c.Driver[:]), cstr(c.Card[:]), cstr(c.BusInfo[:]), c.DeviceCaps)
+			t.Cleanup(func() { unix.Close(fd) })
+			return fd
+		}
+		seen = append(seen, fmt.Sprintf("%s: card %q device caps %#x", n, cstr(c.Card[:]), c.DeviceCaps))
+		unix.Close(fd)
+	}
+	t.Fatalf("no vivid capture node among %v: %v", nodes, seen)
+	return -1
+}
+
+// capture is an mmap streaming capture: the way the real camera backend captures.
+type capture struct {
+	fd   int
+	pix  v4l2PixFormat
+	bufs [][]byte
+}
+
+// startCapture sets YUYV at w×h and fps frames a second (the driver may adjust both) and
+// starts streaming into four mmap buffers; t.Cleanup stops it.
+func startCapture(t *testing.T, fd int, w, h, fps uint32) *capture {
+	t.Helper()
+	f := v4l2Format{Type: bufTypeVideoCapture}
+	*f.pix() = v4l2PixFormat{Width: w, Height: h, PixelFormat: pixYUYV, Field: fieldNone}
+	if err := vidioc(fd, iocRead|iocWrite, vidiocSFmt, &f); err != nil {
+		t.Fatalf("S_FMT %dx%d YUYV: %v", w, h, err)
+	}
+	c := &capture{fd: fd, pix: *f.pix()}
+	if c.pix.PixelFormat != pixYUYV || c.pix.Width != w || c.pix.Height != h {
+		t.Fatalf("S_FMT %dx%d YUYV gave %dx%d %q", w, h, c.pix.Width, c.pix.Height, string(binaryLE(c.pix.PixelFormat)))
+	}
+	parm := v4l2StreamParm{Type: bufTypeVideoCapture, TimePerFrame: [2]uint32{1, fps}}
+	if err := vidioc(fd, iocRead|iocWrite, vidiocSParm, &parm); err != nil {
+		t.Fatalf("S_PARM 1/%d: %v", fps, err)
+	}
+	t.Logf("capturing %dx%d YUYV, %d bytes a line, %d a frame, interval %d/%d s",
+		c.pix.Width, c.pix.Height, c.pix.BytesPerLine, c.pix.SizeImage, parm.TimePerFrame[0], parm.TimePerFrame[1])
+
+	req := v4l2RequestBuffers{Count: 4, Type: bufTypeVideoCapture, Memory: memoryMMAP}
+	if err := vidioc(fd, iocRead|iocWrite, vidiocReqBufs, &req); err != nil || req.Count < 2 {
+		t.Fatalf("REQBUFS 4: %v (%d buffers)", err, req.Count)
+	}
+	t.Cleanup(func() {
+		typ := uint32(bufTypeVideoCapture)
+		if err := vidioc(fd, iocWrite, vidiocStreamOff, &typ); err != nil {
+			t.Errorf("STREAMOFF: %v", err)
+		}
+		for _, b := range c.bufs {
+			unix.Munmap(b)
+		}
+		free := v4l2RequestBuffers{Type: bufTypeVideoCapture, Memory: memoryMMAP}
+		if err := vidioc(fd, iocRead|iocWrite, vidiocReqBufs, &free); err != nil {
+			t.Errorf("REQBUFS 0: %v", err)
+		}
+	})
+	for i := range req.Count {
+		b := v4l2Buffer{Index: i, Type: bufTypeVideoCapture, Memory: memoryMMAP}
+		if err := vidioc(fd, iocRead|iocWrite, vidiocQueryBuf, &b); err != nil {
+			t.Fatalf("QUERYBUF %d: %v", i, err)
+		}
+		m, err := unix.Mmap(fd, int64(uint32(b.Offset)), int(b.Length), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatalf("mmap buffer %d: %v", i, err)
+		}
+		c.bufs = append(c.bufs, m)
+		if err := vidioc(fd, iocRead|iocWrite, vidiocQBuf, &b); err != nil {
+			t.Fatalf("QBUF %d: %v", i, err)
+		}
+	}
+	typ := uint32(bufTypeVideoCapture)
+	if err := vidioc(fd, iocWrite, vidiocStreamOn, &typ); err != nil {
+		t.Fatalf("STREAMON: %v", err)
+	}
+	return c
+}
+
+// next waits up to 10 s for a filled buffer; release hands it back to the driver.
+func (c *capture) next(t *testing.T) (frame []byte, b v4l2Buffer, release func()) {
+	t.Helper()
+	pfd := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(pfd, 10_000)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n == 0 {
+			t.Fatalf("poll for a frame: %v (ready %d)", err, n)
+		}
+		break
+	}
+	b = v4l2Buffer{Type: bufTypeVideoCapture, Memory: memoryMMAP}
+	if err := vidioc(c.fd, iocRead|iocWrite, vidiocDQBuf, &b); err != nil {
+		t.Fatalf("DQBUF: %v", err)
+	}
+	return c.bufs[b.Index][:b.BytesUsed], b, func() {
+		if err := vidioc(c.fd, iocRead|iocWrite, vidiocQBuf, &b); err != nil {
+			t.Fatalf("QBUF %d: %v", b.Index, err)
+		}
+	}
+}
+
+// barLuma is the mean luma of each of vivid's eight colour bars, sampled in the middle half of
+// each bar on rows near the bottom, below the text vivid draws at the top.
+func barLuma(pix v4l2PixFormat, frame []byte) [8]int {
+	var out [8]int
+	w := int(pix.Width)
+	for bar := range 8 {
+		x0, x1 := bar*w/8+w/32, (bar+1)*w/8-w/32
+		sum, n := 0, 0
+		for y := int(pix.Height) * 3 / 4; y < int(pix.Height)*7/8; y += 4 {
+			row := frame[y*int(pix.BytesPerLine):]
+			for x := x0; x < x1; x++ {
+				sum += int(row[2*x]) // YUYV: luma in every even byte
+				n++
+			}
+		}
+		out[bar] = sum / n
+	}
+	return out
+}
+
+// checkBars checks a frame shows vivid's default pattern, 75% colour bars: white, yellow,
+// cyan, green, magenta, red, blue, black, so luma falls strictly from bar to bar, from near
+// 75% white (180 in limited range) to black (16).
+func checkBars(t *testing.T, pix v4l2PixFormat, frame []byte) {
+	t.Helper()
+	if len(frame) != int(pix.SizeImage) {
+		t.Fatalf("frame of %d bytes, want %d", len(frame), pix.SizeImage)
+	}
+	l := barLuma(pix, frame)
+	ok := l[0] > 150 && l[7] < 40
+	for i := 1; i < 8; i++ {
+		ok = ok && l[i] < l[i-1]-8
+	}
+	if !ok {
+		t.Fatalf("bar luma %v: want 75%% colour bars, falling from white (~180) to black (~16)", l)
+	}
+}
+
+// cpuJiffies is the busy time of all CPUs from /proc/stat, in USER_HZ ticks (1/100 s): every
+// field of the "cpu" line but idle and iowait.
+func cpuJiffies(t *testing.T) int64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	f := strings.Fields(string(line))
+	var busy int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy
+}
+
+func binaryLE(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
+
+// captureRun captures n frames after two to settle, checks each one's size, the pattern in
+// the first and last and that sequence numbers rise, and logs frame rate and CPU per frame.
+func captureRun(t *testing.T, c *capture, n int) {
+	t.Helper()
+	for range 2 {
+		_, _, release := c.next(t)
+		release()
+	}
+	var start time.Time
+	var cpu0 int64
+	var lastSeq uint32
+	for i := range n {
+		frame, b, release := c.next(t)
+		if i == 0 {
+			start, cpu0 = time.Now(), cpuJiffies(t)
+		} else if b.Sequence <= lastSeq {
+			t.Fatalf("frame %d: sequence %d after %d", i, b.Sequence, lastSeq)
+		}
+		lastSeq = b.Sequence
+		if i == 0 || i == n-1 {
+			checkBars(t, c.pix, frame)
+		} else if len(frame) != int(c.pix.SizeImage) {
+			t.Fatalf("frame %d of %d bytes, want %d", i, len(frame), c.pix.SizeImage)
+		}
+		release()
+	}
+	elapsed, cpu := time.Since(start), cpuJiffies(t)-cpu0
+	frames := float64(n - 1)
+	t.Logf("figure: vivid_%dx%d_fps=%.1f frames/s", c.pix.Width, c.pix.Height, frames/elapsed.Seconds())
+	t.Logf("figure: vivid_%dx%d_cpu_per_frame=%.1f ms", c.pix.Width, c.pix.Height, float64(cpu)*10/frames)
+}
+
+// TestVividCapture captures 640x360 YUYV at 30 fps from vivid with mmap streaming and checks
+// the colour bars.
+func TestVividCapture(t *testing.T) {
+	fd := openVivid(t)
+	n := 150
+	if testing.Short() {
+		n = 30
+	}
+	captureRun(t, startCapture(t, fd, 640, 360, 30), n)
+}
+
+// TestVividSizes captures a few frames at every frame size vivid offers for YUYV.
+func TestVividSizes(t *testing.T) {
+	fd := openVivid(t)
+	var sizes [][2]uint32
+	for i := uint32(0); ; i++ {
+		e := v4l2FrmSizeEnum{Index: i, PixelFormat: pixYUYV}
+		if err := vidioc(fd, iocRead|iocWrite, vidiocEnumFrameSizes, &e); errors.Is(err, unix.EINVAL) {
+			break
+		} else if err != nil {
+			t.Fatalf("ENUM_FRAMESIZES %d: %v", i, err)
+		}
+		if e.Type != frmSizeDiscrete {
+			t.Fatalf("ENUM_FRAMESIZES: type %d, want discrete sizes from vivid's webcam input", e.Type)
+		}
+		sizes = append(sizes, [2]uint32{e.Width, e.Height})
+	}
+	if len(sizes) < 3 {
+		t.Fatalf("vivid offers YUYV at %v, want several sizes", sizes)
+	}
+	for _, s := range sizes {
+		t.Run(fmt.Sprintf("%dx%d", s[0], s[1]), func(t *testing.T) {
+			captureRun(t, startCapture(t, fd, s[0], s[1], 30), 5)
+		})
+	}
+}

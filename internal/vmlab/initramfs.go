@@ -1,0 +1,164 @@
+package vmlab
+
+import (
+	"debug/elf"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Initramfs collects the files of an initramfs and writes it as a newc cpio archive (not
+// compressed: the kernel unpacks it faster than it would inflate it under TCG). Paths are
+// absolute guest paths; parent directories are created implicitly. Later additions replace
+// earlier ones at the same path.
+type Initramfs struct {
+	entries map[string]fsEntry
+}
+
+type fsEntry struct {
+	mode     uint32 // type and permission bits
+	hostPath string // a regular file's contents, read when written
+	body     []byte // or the contents themselves (a symlink's target)
+}
+
+// NewInitramfs returns an empty initramfs.
+func NewInitramfs() *Initramfs { return &Initramfs{entries: map[string]fsEntry{}} }
+
+// AddFile copies the host file hostPath (its contents, not a symlink) to guestPath.
+func (r *Initramfs) AddFile(guestPath, hostPath string, perm os.FileMode) {
+	r.entries[path.Clean(guestPath)] = fsEntry{mode: modeRegular | uint32(perm.Perm()), hostPath: hostPath}
+}
+
+// AddBytes writes data to guestPath.
+func (r *Initramfs) AddBytes(guestPath string, data []byte, perm os.FileMode) {
+	r.entries[path.Clean(guestPath)] = fsEntry{mode: modeRegular | uint32(perm.Perm()), body: data}
+}
+
+// AddSymlink makes guestPath a symlink to target.
+func (r *Initramfs) AddSymlink(guestPath, target string) {
+	r.entries[path.Clean(guestPath)] = fsEntry{mode: modeSymlink | 0o777, body: []byte(target)}
+}
+
+// AddDir makes an empty directory (a mount point).
+func (r *Initramfs) AddDir(guestPath string) {
+	r.entries[path.Clean(guestPath)] = fsEntry{mode: modeDir | 0o755}
+}
+
+// AddExecutable copies an ELF program to guestPath with the shared libraries it loads, each at
+// the path the host's loader finds it at (ldd), and the loader itself at its PT_INTERP path:
+// the guest then resolves them exactly as the host does. A static program is copied alone.
+func (r *Initramfs) AddExecutable(guestPath, hostPath string) error {
+	libs, err := sharedLibraries(hostPath)
+	if err != nil {
+		return err
+	}
+	r.AddFile(guestPath, hostPath, 0o755)
+	for _, l := range libs {
+		r.AddFile(l, l, 0o755)
+	}
+	return nil
+}
+
+// lddLine matches the lines of ldd's output that name a file: "libx.so.1 => /path (0x...)" and
+// the loader's "/lib64/ld-linux-x86-64.so.2 (0x...)".
+var lddLine = regexp.MustCompile(`^\s*(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$`)
+
+// sharedLibraries lists the host paths of the loader and libraries a dynamic ELF program
+// needs; none for a static one.
+func sharedLibraries(prog string) ([]string, error) {
+	f, err := elf.Open(prog)
+	if err != nil {
+		return nil, fmt.Errorf("vmlab: %w", err)
+	}
+	dynamic := false
+	for _, p := range f.Progs {
+		dynamic = dynamic || p.Type == elf.PT_INTERP
+	}
+	f.Close()
+	if !dynamic {
+		return nil, nil
+	}
+	out, err := exec.Command("ldd", prog).Output()
+	if err != nil {
+		return nil, fmt.Errorf("vmlab: ldd %s: %w", prog, err)
+	}
+	var libs []string
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimRight(line, "\n")
+		if strings.Contains(line, "not found") {
+			return nil, fmt.Errorf("vmlab: %s: %s", prog, strings.TrimSpace(line))
+		}
+		if m := lddLine.FindStringSubmatch(line); m != nil {
+			libs = append(libs, m[1])
+		}
+	}
+	return libs, nil
+}
+
+// WriteTo writes the archive: every directory before what it holds, paths sorted so that the
+// same inputs give the same bytes.
+func (r *Initramfs) WriteTo(w io.Writer) (int64, error) {
+	all := map[string]fsEntry{}
+	for p, e := range r.entries {
+		all[p] = e
+		for d := path.Dir(p); d != "/"; d = path.Dir(d) {
+			if _, ok := all[d]; !ok {
+				all[d] = fsEntry{mode: modeDir | 0o755}
+			}
+		}
+	}
+	names := make([]string, 0, len(all))
+	for p := range all {
+		names = append(names, p)
+	}
+	sort.Strings(names) // a parent sorts before its children: it is their prefix
+
+	cw := &countWriter{w: w}
+	c := newCPIOWriter(cw)
+	for _, p := range names {
+		e := all[p]
+		body := e.body
+		if e.hostPath != "" {
+			var err error
+			if body, err = os.ReadFile(e.hostPath); err != nil {
+				return cw.n, fmt.Errorf("vmlab: initramfs %s: %w", p, err)
+			}
+		}
+		if err := c.entry(strings.TrimPrefix(p, "/"), e.mode, body); err != nil {
+			return cw.n, fmt.Errorf("vmlab: initramfs: %w", err)
+		}
+	}
+	if err := c.close(); err != nil {
+		return cw.n, fmt.Errorf("vmlab: initramfs: %w", err)
+	}
+	return cw.n, nil
+}
+
+// WriteFile writes the archive to path and returns its size.
+func (r *Initramfs) WriteFile(path string) (int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, fmt.Errorf("vmlab: %w", err)
+	}
+	n, err := r.WriteTo(f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("vmlab: %w", cerr)
+	}
+	return n, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

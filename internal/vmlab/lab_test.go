@@ -1,0 +1,149 @@
+//go:build linux
+
+package vmlab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// labModules are the drivers the lab VM loads: vivid with one instance that has only a video
+// capture node (node_types bit 0), the ALSA loopback card, uinput, and evdev, which gives
+// input devices their /dev/input/event* nodes.
+var labModules = []Module{
+	{Name: "vivid", Params: []string{"n_devs=1", "node_types=0x1"}},
+	{Name: "snd-aloop"},
+	{Name: "uinput"},
+	{Name: "evdev"},
+}
+
+// guestTests are the guest checks TestLab runs and requires to pass; the full lab (make lab,
+// ROOMBOX_LAB=full) adds fullGuestTests and lets them capture longer.
+var (
+	guestTests     = []string{"TestVividCapture", "TestLoopback", "TestUinput", "TestRoomboxSim"}
+	fullGuestTests = []string{"TestVividSizes"}
+)
+
+// TestLab boots Debian's kernel under qemu with an initramfs holding busybox, the lab's
+// modules, the roombox binary ($ROOMBOX_BIN with its shared libraries) and the guest package's
+// tests, runs those in one boot against the real drivers, and requires each to pass. It needs
+// `make lab-kernel` (the kernel cache), qemu-system-x86_64 and busybox-static (make deps) and
+// `make build`; without them it fails saying so.
+func TestLab(t *testing.T) {
+	started := time.Now()
+	full := os.Getenv("ROOMBOX_LAB") == "full"
+	kdir := os.Getenv("ROOMBOX_LAB_KERNEL")
+	if kdir == "" {
+		kdir = "../../.cache/lab/kernel"
+	}
+	k, err := OpenKernel(kdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := os.Getenv("ROOMBOX_BIN")
+	if bin == "" {
+		bin = "../../bin/roombox"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("no roombox binary (%v): run make build or set ROOMBOX_BIN", err)
+	}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal("no busybox: run make deps (busybox-static)")
+	}
+
+	tests := guestTests
+	timeout := 4 * time.Minute
+	if full {
+		tests = append(tests, fullGuestTests...)
+		timeout = 15 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+
+	tmp := t.TempDir()
+	guestBin := filepath.Join(tmp, "guest.test")
+	build := exec.CommandContext(ctx, "go", "test", "-c", "-tags", "vmlabguest", "-o", guestBin, "./guest")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: the initramfs has no libc for it
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the guest tests: %v\n%s", err, out)
+	}
+	args := []string{"/bin/guest.test", "-test.v", "-test.timeout", (timeout - time.Minute).String(),
+		"-test.run", "^(" + strings.Join(tests, "|") + ")$"}
+	if !full {
+		args = append(args, "-test.short")
+	}
+
+	g := Guest{
+		Kernel:  k,
+		Busybox: busybox,
+		Modules: labModules,
+		Commands: []Command{{Name: "guest", Argv: args,
+			Env: []string{"ROOMBOX_BIN=/bin/roombox", "TMPDIR=/tmp"}}},
+	}
+	ir, err := g.Initramfs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for guest, host := range map[string]string{"/bin/roombox": bin, "/bin/guest.test": guestBin} {
+		if err := ir.AddExecutable(guest, host); err != nil {
+			t.Fatal(err)
+		}
+	}
+	initrd := filepath.Join(tmp, "initramfs.cpio")
+	size, err := ir.WriteFile(initrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	console, err := os.Create(filepath.Join(tmp, "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer console.Close()
+	vm := VM{Kernel: k.Vmlinuz, Initrd: initrd, Accel: os.Getenv("ROOMBOX_LAB_ACCEL"), Console: console}
+	res, err := vm.Boot(ctx)
+	if res != nil && (err != nil || t.Failed()) {
+		defer func() { t.Logf("serial console:\n%s", res.Serial) }()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out := res.Sections["guest"].Output
+	t.Logf("kernel %s, initramfs %.1f MB, /init after %v (guest uptime %.2f s), VM ran %v, lab %v",
+		k.Release, float64(size)/1e6, res.Init.Round(time.Millisecond), res.Uptime,
+		res.Total.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
+	for _, f := range Figures(out) {
+		t.Logf("guest figure: %s", f)
+	}
+	if len(res.NoModule) > 0 {
+		t.Errorf("modules that did not load: %v", res.NoModule)
+	}
+	sec, ok := res.Sections["guest"]
+	if !ok {
+		t.Fatal("the guest tests never started (no VMLAB-BEGIN guest on the console)")
+	}
+	results := GoTestResults(out)
+	for _, name := range tests {
+		if results[name] != "PASS" {
+			t.Errorf("guest %s: %s", name, statusOr(results[name], "did not finish"))
+		}
+	}
+	if sec.Exit != 0 || t.Failed() {
+		t.Errorf("guest tests exited %d:\n%s", sec.Exit, out)
+	}
+}
+
+func statusOr(s, none string) string {
+	if s == "" {
+		return none
+	}
+	return fmt.Sprint(s)
+}
