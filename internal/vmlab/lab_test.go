@@ -4,6 +4,7 @@ package vmlab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,24 +39,13 @@ var (
 func TestLab(t *testing.T) {
 	started := time.Now()
 	full := os.Getenv("ROOMBOX_LAB") == "full"
-	kdir := os.Getenv("ROOMBOX_LAB_KERNEL")
-	if kdir == "" {
-		kdir = "../../.cache/lab/kernel"
-	}
-	k, err := OpenKernel(kdir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := labKernel(t)
 	bin := os.Getenv("ROOMBOX_BIN")
 	if bin == "" {
 		bin = "../../bin/roombox"
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("no roombox binary (%v): run make build or set ROOMBOX_BIN", err)
-	}
-	busybox, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Fatal("no busybox: run make deps (busybox-static)")
 	}
 
 	tests := guestTests
@@ -82,7 +72,7 @@ func TestLab(t *testing.T) {
 
 	g := Guest{
 		Kernel:  k,
-		Busybox: busybox,
+		Busybox: labBusybox(t),
 		Modules: labModules,
 		Commands: []Command{{Name: "guest", Argv: args,
 			Env: []string{"ROOMBOX_BIN=/bin/roombox", "TMPDIR=/tmp"}}},
@@ -140,6 +130,76 @@ func TestLab(t *testing.T) {
 		t.Errorf("guest tests exited %d:\n%s", sec.Exit, out)
 	}
 }
+
+// labKernel opens the kernel make lab-kernel unpacked ($ROOMBOX_LAB_KERNEL, else the
+// repository's .cache/lab/kernel); without one the test fails naming the target.
+func labKernel(t *testing.T) *Kernel {
+	t.Helper()
+	dir := os.Getenv("ROOMBOX_LAB_KERNEL")
+	if dir == "" {
+		dir = "../../.cache/lab/kernel"
+	}
+	k, err := OpenKernel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func labBusybox(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal("no busybox: run make deps (busybox-static)")
+	}
+	return p
+}
+
+// TestBootCancel boots a guest that never powers off and cancels the boot once its command
+// has started: Boot must kill qemu (no process left running with its initramfs) and return
+// the cancellation and the output so far, the command's section cut off.
+func TestBootCancel(t *testing.T) {
+	g := Guest{Kernel: labKernel(t), Busybox: labBusybox(t),
+		Commands: []Command{{Name: "spin", Argv: []string{"/bin/sh", "-c", "echo spinning; cat /dev/zero"}}}}
+	ir, err := g.Initramfs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(t.TempDir(), "initramfs.cpio")
+	if _, err := ir.WriteFile(initrd); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	canceled := false
+	watch := lineFunc(func(line string) {
+		if line == "spinning\n" {
+			canceled = true
+			cancel()
+		}
+	})
+	res, err := VM{Kernel: g.Kernel.Vmlinuz, Initrd: initrd, Accel: os.Getenv("ROOMBOX_LAB_ACCEL"), Console: watch}.Boot(ctx)
+	if !canceled {
+		t.Fatalf("the guest never started spinning: %v\n%s", err, res.Serial)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Boot = %v, want context.Canceled", err)
+	}
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range cmdlines {
+		if b, _ := os.ReadFile(p); strings.Contains(string(b), initrd) {
+			t.Errorf("a process still runs with the initramfs after Boot returned: %s %q", p, b)
+		}
+	}
+	if s, ok := res.Sections["spin"]; !ok || s.Exit != -1 || s.Output != "spinning\n" {
+		t.Errorf("section spin = %+v, %v; want the output so far, cut off (exit -1)", s, ok)
+	}
+}
+
+// lineFunc is a Console that calls f with each line.
+type lineFunc func(line string)
+
+func (f lineFunc) Write(p []byte) (int, error) { f(string(p)); return len(p), nil }
 
 func statusOr(s, none string) string {
 	if s == "" {
