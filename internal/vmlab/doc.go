@@ -1,0 +1,22 @@
+// Package vmlab is the VM hardware lab: it boots Debian's amd64 kernel under
+// qemu-system-x86_64 (TCG) with an initramfs it builds, so that tests run the real roombox
+// binary and real kernel drivers: vivid (V4L2 capture), snd-aloop (ALSA loopback), uinput and
+// evdev (input events).
+//
+// The pieces: OpenKernel reads the kernel `make lab-kernel` unpacked from the
+// linux-image-6.1.0-NN-amd64 package and orders modules by their .modinfo dependencies (the
+// package has no modules.dep); Initramfs writes a newc cpio archive (written here: the format
+// is a header and padding) and copies dynamic programs with the libraries ldd lists, so the
+// cgo roombox binary runs as built; Guest makes the busybox /init that mounts proc, sys,
+// devtmpfs and tmp, loads the modules, runs commands with their output between markers on
+// the serial console and powers off; VM.Boot runs qemu with a context, killing its process
+// group when the context ends, and parses what the console printed.
+//
+// TestLab (in go test ./...) builds the guest package's tests (tag vmlabguest) into a static
+// test binary, boots once, runs them with -test.v in the VM and requires each to pass; `make
+// lab` runs it with ROOMBOX_LAB=full for the longer set. A new hardware check is a test in
+// package guest plus its name in guestTests (or fullGuestTests).
+//
+// KVM is not used by default: on this machine kind /dev/kvm exists, but a guest hangs in its
+// firmware (and -cpu host fails setting MSRs). ROOMBOX_LAB_ACCEL=kvm tries it elsewhere.
+package vmlab
