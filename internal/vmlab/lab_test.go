@@ -27,7 +27,7 @@ var labModules = []Module{
 // guestTests are the guest checks TestLab runs and requires to pass; the full lab (make lab,
 // ROOMBOX_LAB=full) adds fullGuestTests and lets them capture longer.
 var (
-	guestTests     = []string{"TestVividCapture", "TestLoopback", "TestUinput", "TestRoomboxSim"}
+	guestTests     = []string{"TestVividCapture", "TestLoopback", "TestLoopbackCarriesAudio", "TestUinput", "TestRoomboxSim"}
 	fullGuestTests = []string{"TestVividSizes"}
 )
 
