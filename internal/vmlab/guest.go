@@ -54,8 +54,11 @@ func (g *Guest) Initramfs() (*Initramfs, error) {
 	}
 
 	r := NewInitramfs()
-	if libs, err := sharedLibraries(g.Busybox); err != nil || len(libs) > 0 {
-		return nil, fmt.Errorf("vmlab: busybox %s is not static (install busybox-static): %v", g.Busybox, err)
+	// /init runs before any library could be loaded from the archive: busybox must be static.
+	if libs, err := sharedLibraries(g.Busybox); err != nil {
+		return nil, err
+	} else if len(libs) > 0 {
+		return nil, fmt.Errorf("vmlab: busybox %s is not static (install busybox-static)", g.Busybox)
 	}
 	r.AddFile("/bin/busybox", g.Busybox, 0o755)
 	for _, a := range busyboxApplets {

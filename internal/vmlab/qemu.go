@@ -82,6 +82,9 @@ func (vm VM) Boot(ctx context.Context) (*Result, error) {
 			io.WriteString(vm.Console, line)
 		}
 	}
+	if sc.Err() != nil { // a line over 1 MB: keep qemu from blocking on a full pipe
+		io.Copy(io.Discard, out)
+	}
 	err = cmd.Wait()
 	res.Total = time.Since(start)
 	res.Serial = serial.String()
