@@ -13,9 +13,10 @@
 // group when the context ends, and parses what the console printed.
 //
 // TestLab (in go test ./...) builds the guest package's tests (tag vmlabguest) into a static
-// test binary, boots once, runs them with -test.v in the VM and requires each to pass; `make
-// lab` runs it with ROOMBOX_LAB=full for the longer set. A new hardware check is a test in
-// package guest plus its name in guestTests (or fullGuestTests).
+// test binary, boots once, runs them all with -test.v in the VM and requires them to pass;
+// `make lab` runs it with ROOMBOX_LAB=full, adding the long ones. A new hardware check is a
+// test in package guest: it runs in every boot; guestTests names the ones that must be seen
+// to pass, fullGuestTests the ones kept to make lab.
 //
 // KVM is not used by default: on this machine kind /dev/kvm exists, but a guest hangs in its
 // firmware (and -cpu host fails setting MSRs). ROOMBOX_LAB_ACCEL=kvm tries it elsewhere.
