@@ -67,6 +67,10 @@ func (g *Guest) Initramfs() (*Initramfs, error) {
 	for _, d := range []string{"/proc", "/sys", "/dev", "/tmp"} {
 		r.AddDir(d)
 	}
+	// Users and groups a device image has: alsa-lib's dmix and dsnoop (the default PCM of
+	// most cards) give their shared memory to group audio and fail without it.
+	r.AddBytes("/etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	r.AddBytes("/etc/group", []byte("root:x:0:\naudio:x:29:\n"), 0o644)
 
 	var init strings.Builder
 	init.WriteString(`#!/bin/sh

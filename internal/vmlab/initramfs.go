@@ -4,9 +4,11 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -60,6 +62,40 @@ func (r *Initramfs) AddExecutable(guestPath, hostPath string) error {
 	r.AddFile(guestPath, hostPath, 0o755)
 	for _, l := range libs {
 		r.AddFile(l, l, 0o755)
+	}
+	return nil
+}
+
+// AddTree copies the host directory hostDir to guestDir: its regular files, with their
+// permissions, and its symlinks as they are.
+func (r *Initramfs) AddTree(guestDir, hostDir string) error {
+	err := filepath.WalkDir(hostDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(hostDir, p)
+		if err != nil {
+			return err
+		}
+		guest := path.Join(guestDir, filepath.ToSlash(rel))
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			r.AddSymlink(guest, target)
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			r.AddFile(guest, p, fi.Mode())
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("vmlab: initramfs: %w", err)
 	}
 	return nil
 }

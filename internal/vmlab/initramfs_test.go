@@ -32,6 +32,19 @@ func TestInitramfsUnpacks(t *testing.T) {
 	r.AddDir("/proc")
 	r.AddBytes("/etc/replaced", []byte("old"), 0o644)
 	r.AddBytes("/etc/replaced", []byte("new"), 0o644)
+	tree := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(tree, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "sub", "f"), []byte("in a tree"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/f", filepath.Join(tree, "l")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddTree("/usr/share/t", tree); err != nil {
+		t.Fatal(err)
+	}
 	var archive bytes.Buffer
 	n, err := r.WriteTo(&archive)
 	if err != nil || n != int64(archive.Len()) || n%4 != 0 {
@@ -44,19 +57,22 @@ func TestInitramfsUnpacks(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("busybox cpio -i: %v\n%s", err, b)
 	}
-	for path, want := range map[string]string{"bin/tool": "from the host\n", "etc/deep/er/conf": "abc", "empty": "", "etc/replaced": "new"} {
+	for path, want := range map[string]string{"bin/tool": "from the host\n", "etc/deep/er/conf": "abc", "empty": "",
+		"etc/replaced": "new", "usr/share/t/sub/f": "in a tree"} {
 		if got, err := os.ReadFile(filepath.Join(out, path)); err != nil || string(got) != want {
 			t.Errorf("%s = %q, %v; want %q", path, got, err, want)
 		}
 	}
 	for path, want := range map[string]os.FileMode{"bin/tool": 0o755, "etc/deep/er/conf": 0o644, "empty": 0o600,
-		"proc": os.ModeDir | 0o755, "etc/deep": os.ModeDir | 0o755} {
+		"proc": os.ModeDir | 0o755, "etc/deep": os.ModeDir | 0o755, "usr/share/t/sub/f": 0o640} {
 		if fi, err := os.Lstat(filepath.Join(out, path)); err != nil || fi.Mode() != want {
 			t.Errorf("%s: mode %v, %v; want %v", path, fi.Mode(), err, want)
 		}
 	}
-	if target, err := os.Readlink(filepath.Join(out, "bin/link")); err != nil || target != "tool" {
-		t.Errorf("bin/link -> %q, %v; want tool", target, err)
+	for link, want := range map[string]string{"bin/link": "tool", "usr/share/t/l": "sub/f"} {
+		if target, err := os.Readlink(filepath.Join(out, link)); err != nil || target != want {
+			t.Errorf("%s -> %q, %v; want %s", link, target, err, want)
+		}
 	}
 }
 

@@ -25,20 +25,36 @@ var labModules = []Module{
 	{Name: "evdev"},
 }
 
-// guestTests are the guest checks TestLab requires to pass (any other guest test runs too and
-// must not fail); fullGuestTests run only in the full lab (make lab, ROOMBOX_LAB=full), which
-// also lets the others capture longer.
-var (
-	guestTests = []string{"TestVividCapture", "TestLoopback", "TestLoopbackCarriesAudio", "TestUinput",
-		"TestRoomboxSim", "TestV4L2CheckCapture", "TestV4L2CheckReplug", "TestEvdevCheckUinput"}
-	fullGuestTests = []string{"TestVividSizes"}
-)
+// suite is a test binary TestLab builds, puts in the initramfs and runs in the guest, in a
+// console section of its own, with -test.v. Every test in it runs (but the full-lab ones
+// outside make lab) and must not fail; those in require must be seen to pass.
+type suite struct {
+	name    string   // the section, and /bin/NAME.test
+	pkg     string   // built with go test -c
+	tags    string   // build tags
+	cgo     bool     // built with cgo: its shared libraries go into the initramfs too
+	run     string   // -test.run, empty for every test
+	require []string // tests that must pass
+	full    []string // tests only the full lab runs (make lab, ROOMBOX_LAB=full)
+}
+
+// labSuites run in this order: the guest checks, then the hal packages' own tests that need
+// the real drivers and skip without them, saying the lab runs them. alsa goes last: its test
+// unbinds the loopback card (a hot-unplug) before binding it again.
+var labSuites = []suite{
+	{name: "guest", pkg: "./guest", tags: "vmlabguest",
+		require: []string{"TestVividCapture", "TestLoopback", "TestLoopbackCarriesAudio", "TestUinput",
+			"TestRoomboxSim", "TestRoomboxLinux", "TestV4L2CheckCapture", "TestV4L2CheckReplug", "TestEvdevCheckUinput"},
+		full: []string{"TestVividSizes"}},
+	{name: "alsa", pkg: "roombox/hal/linux/alsa", cgo: true, run: "^TestSndAloop$", require: []string{"TestSndAloop"}},
+}
 
 // TestLab boots Debian's kernel under qemu with an initramfs holding busybox, the lab's
-// modules, the roombox binary ($ROOMBOX_BIN with its shared libraries) and the guest package's
-// tests, runs those in one boot against the real drivers, and requires each to pass. It needs
-// `make lab-kernel` (the kernel cache), qemu-system-x86_64 and busybox-static (make deps) and
-// `make build`; without them it fails saying so.
+// modules, the roombox binary ($ROOMBOX_BIN with its shared libraries, and alsa-lib's
+// configuration for --hal linux) and the labSuites' test binaries, runs those in one boot
+// against the real drivers, and requires them to pass. It needs `make lab-kernel` (the
+// kernel cache), qemu-system-x86_64 and busybox-static (make deps) and `make build`; without
+// them it fails saying so.
 func TestLab(t *testing.T) {
 	started := time.Now()
 	full := os.Getenv("ROOMBOX_LAB") == "full"
@@ -50,43 +66,53 @@ func TestLab(t *testing.T) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("no roombox binary (%v): run make build or set ROOMBOX_BIN", err)
 	}
-
-	tests := guestTests
 	timeout := 4 * time.Minute
 	if full {
-		tests = slices.Concat(guestTests, fullGuestTests)
 		timeout = 15 * time.Minute
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 
+	g := Guest{Kernel: k, Busybox: labBusybox(t), Modules: labModules}
 	tmp := t.TempDir()
-	guestBin := filepath.Join(tmp, "guest.test")
-	build := exec.CommandContext(ctx, "go", "test", "-c", "-tags", "vmlabguest", "-o", guestBin, "./guest")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: nothing to copy beside it
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the guest tests: %v\n%s", err, out)
-	}
-	args := []string{"/bin/guest.test", "-test.v", "-test.timeout", (timeout - time.Minute).String()}
-	if !full {
-		args = append(args, "-test.short", "-test.skip", "^("+strings.Join(fullGuestTests, "|")+")$")
-	}
-
-	g := Guest{
-		Kernel:  k,
-		Busybox: labBusybox(t),
-		Modules: labModules,
-		Commands: []Command{{Name: "guest", Argv: args,
-			Env: []string{"ROOMBOX_BIN=/bin/roombox", "TMPDIR=/tmp"}}},
+	executables := map[string]string{"/bin/roombox": bin}
+	for _, s := range labSuites {
+		host := filepath.Join(tmp, s.name+".test")
+		build := exec.CommandContext(ctx, "go", "test", "-c", "-tags", s.tags, "-o", host, s.pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if s.cgo {
+			build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		}
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building the %s tests: %v\n%s", s.name, err, out)
+		}
+		executables["/bin/"+s.name+".test"] = host
+		args := []string{"/bin/" + s.name + ".test", "-test.v", "-test.timeout", (timeout - time.Minute).String()}
+		if s.run != "" {
+			args = append(args, "-test.run", s.run)
+		}
+		if !full {
+			args = append(args, "-test.short")
+			if len(s.full) > 0 {
+				args = append(args, "-test.skip", "^("+strings.Join(s.full, "|")+")$")
+			}
+		}
+		g.Commands = append(g.Commands, Command{Name: s.name, Argv: args,
+			Env: []string{"ROOMBOX_BIN=/bin/roombox", "TMPDIR=/tmp"}})
 	}
 	ir, err := g.Initramfs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for guest, host := range map[string]string{"/bin/roombox": bin, "/bin/guest.test": guestBin} {
+	for guest, host := range executables {
 		if err := ir.AddExecutable(guest, host); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// alsa-lib's configuration, for roombox's ALSA "default" device; the alsa package's
+	// tests embed their own.
+	if err := ir.AddTree("/usr/share/alsa", "/usr/share/alsa"); err != nil {
+		t.Fatal(err)
 	}
 	initrd := filepath.Join(tmp, "initramfs.cpio")
 	size, err := ir.WriteFile(initrd)
@@ -102,13 +128,17 @@ func TestLab(t *testing.T) {
 	vm := VM{Kernel: k.Vmlinuz, Initrd: initrd, Accel: os.Getenv("ROOMBOX_LAB_ACCEL"), Console: console}
 	res, err := vm.Boot(ctx)
 	if res != nil {
-		// The whole console (kernel messages too) on failure; the guest's test output in a
-		// verbose run (make lab).
+		// The whole console (kernel messages too) on failure; the test output in a verbose
+		// run (make lab).
 		defer func() {
 			if t.Failed() {
 				t.Logf("serial console:\n%s", res.Serial)
-			} else if testing.Verbose() {
-				t.Logf("guest tests:\n%s", res.Sections["guest"].Output)
+				return
+			}
+			for _, s := range labSuites {
+				if testing.Verbose() {
+					t.Logf("%s tests:\n%s", s.name, res.Sections[s.name].Output)
+				}
 			}
 		}()
 	}
@@ -116,36 +146,42 @@ func TestLab(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := res.Sections["guest"].Output
 	t.Logf("kernel %s, initramfs %.1f MB, /init after %v (guest uptime %.2f s), VM ran %v, lab %v",
 		k.Release, float64(size)/1e6, res.Init.Round(time.Millisecond), res.Uptime,
 		res.Total.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
-	for _, f := range Figures(out) {
-		t.Logf("guest figure: %s", f)
-	}
 	if len(res.NoModule) > 0 {
 		t.Errorf("modules that did not load: %v", res.NoModule)
 	}
-	sec, ok := res.Sections["guest"]
-	if !ok {
-		t.Fatal("the guest tests never started (no VMLAB-BEGIN guest on the console)")
-	}
-	results := GoTestResults(out)
-	for _, name := range tests {
-		if st := results[name]; st != "PASS" {
-			if st == "" {
-				st = "did not finish"
+	for _, s := range labSuites {
+		sec, ok := res.Sections[s.name]
+		if !ok {
+			t.Errorf("the %s tests never started (no VMLAB-BEGIN %s on the console)", s.name, s.name)
+			continue
+		}
+		for _, f := range Figures(sec.Output) {
+			t.Logf("%s figure: %s", s.name, f)
+		}
+		results := GoTestResults(sec.Output)
+		require := s.require
+		if full {
+			require = slices.Concat(s.require, s.full)
+		}
+		for _, name := range require {
+			if st := results[name]; st != "PASS" {
+				if st == "" {
+					st = "did not finish"
+				}
+				t.Errorf("%s %s: %s", s.name, name, st)
 			}
-			t.Errorf("guest %s: %s", name, st)
 		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(results)) {
-		if results[name] == "FAIL" && !slices.Contains(tests, name) {
-			t.Errorf("guest %s: FAIL", name)
+		for _, name := range slices.Sorted(maps.Keys(results)) {
+			if results[name] == "FAIL" && !slices.Contains(require, name) {
+				t.Errorf("%s %s: FAIL", s.name, name)
+			}
 		}
-	}
-	if sec.Exit != 0 {
-		t.Errorf("guest tests exited %d", sec.Exit)
+		if sec.Exit != 0 {
+			t.Errorf("%s tests exited %d", s.name, sec.Exit)
+		}
 	}
 }
 
