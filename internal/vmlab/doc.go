@@ -12,11 +12,14 @@
 // the serial console and powers off; VM.Boot runs qemu with a context, killing its process
 // group when the context ends, and parses what the console printed.
 //
-// TestLab (in go test ./...) builds the guest package's tests (tag vmlabguest) into a static
-// test binary, boots once, runs them all with -test.v in the VM and requires them to pass;
-// `make lab` runs it with ROOMBOX_LAB=full, adding the long ones. A new hardware check is a
-// test in package guest: it runs in every boot; guestTests names the ones that must be seen
-// to pass, fullGuestTests the ones kept to make lab.
+// TestLab (in go test ./...) builds test binaries, boots once, runs them with -test.v in the
+// VM and requires them to pass: the guest package's tests (tag vmlabguest: raw-ioctl checks
+// of the drivers, the hal/linux checks, the roombox daemon with --hal sim and --hal linux)
+// and the hal packages' own tests that need real drivers (alsa's TestSndAloop). `make lab`
+// runs it with ROOMBOX_LAB=full, adding the long ones. A new hardware check is a test in
+// package guest, which runs in every boot, or a labSuites entry for a package's own tests;
+// a suite's require names the tests that must be seen to pass, its full those kept to make
+// lab.
 //
 // KVM is not used by default: on this machine kind /dev/kvm exists, but a guest hangs in its
 // firmware (and -cpu host fails setting MSRs). ROOMBOX_LAB_ACCEL=kvm tries it elsewhere.
