@@ -26,8 +26,8 @@ var labModules = []Module{
 }
 
 // suite is a test binary TestLab builds, puts in the initramfs and runs in the guest, in a
-// console section of its own, with -test.v. Every test in it runs (but the full-lab ones
-// outside make lab) and must not fail; those in require must be seen to pass.
+// console section of its own, with -test.v. The tests run selects (all when empty; the full
+// ones only in make lab) must not fail, and those in require must be seen to pass.
 type suite struct {
 	name    string   // the section, and /bin/NAME.test
 	pkg     string   // built with go test -c
