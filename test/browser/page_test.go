@@ -72,6 +72,7 @@ func TestControlPage(t *testing.T) {
 	defer drv.diagnose("control")
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#state", "pattern": "in-room", "timeout": 30000})
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#room", "pattern": regexp.QuoteMeta(room)})
+	drv.do("waitText", map[string]any{"page": "control", "selector": "#encoder", "pattern": `^x264 \(software\)$`})
 	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 10*time.Second, func(s device.Status) bool { return s.State == "in-room" })
 	if _, err := srv.GetParticipant(context.Background(), room, identity); err != nil {
 		t.Fatalf("LiveKit server does not list the device: %v", err)

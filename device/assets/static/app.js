@@ -36,6 +36,9 @@ function renderStatus(st) {
   $('state').dataset.state = st.state;
   $('room').textContent = st.provisioned ? (st.room || '?') + ' as ' + (st.identity || '?') + ' on ' + st.url : 'not provisioned';
   $('problem').textContent = st.last_error ? st.last_error + ' (attempt ' + st.attempt + ')' : 'none';
+  $('device').textContent = (st.name ? st.name + ', ' : '') + st.device_id + ' on ' + st.hal +
+    (st.fleet_key ? ', fleet key ' + st.fleet_key : '');
+  $('encoder').textContent = st.encoder || 'no camera';
   $('led').dataset.on = String(!!st.led);
   $('mic').setAttribute('aria-pressed', String(!!st.mic_muted));
   $('camera').setAttribute('aria-pressed', String(!!st.camera_off));
