@@ -113,7 +113,7 @@ test-browser: deps browser-deps npm-deps livekit build
 
 # The pure-Go hardware packages' tests (struct layouts, ioctl numbers) built for arm64 and
 # armv7 and run under qemu-user; part of make test.
-CROSS_PKGS := ./hal/linux/... ./hal/button/...
+CROSS_PKGS := ./hal/linux/... ./hal/button/... ./internal/v4l2uapi
 test-cross: deps
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static $(CROSS_PKGS)
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static $(CROSS_PKGS)

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"roombox/hal"
-	"roombox/hal/linux/m2m/internal/v4l2"
+	"roombox/internal/v4l2uapi"
 )
 
 // Config is what an encoder is opened with. Zero FPS, Bitrate and KeyInterval take the
@@ -58,9 +58,9 @@ type Encoder struct {
 
 	// Ioctl arguments, kept with the encoder (on the heap) so a frame allocates nothing.
 	// buf.M points at plane while an ioctl runs.
-	buf   v4l2.Buffer
-	plane v4l2.Plane
-	ctrl  v4l2.Control
+	buf   v4l2uapi.Buffer
+	plane v4l2uapi.Plane
+	ctrl  v4l2uapi.Control
 }
 
 type mapping struct {
@@ -108,27 +108,27 @@ func NewEncoder(info Info, cfg Config) (*Encoder, error) {
 // step in its error.
 func (e *Encoder) start(level int32) error {
 	w, h := uint32(e.cfg.Width), uint32(e.cfg.Height)
-	var f v4l2.Format
+	var f v4l2uapi.Format
 	// The coded format first: the bcm2835 takes the size from it (the spec calls it
 	// read-only) and sizes its bitstream buffers by it.
-	f.Type = v4l2.BufTypeCaptureMPlane
-	f.Pix = v4l2.PixFormatMPlane{Width: w, Height: h, PixelFormat: v4l2.PixFmtH264, Field: v4l2.FieldNone, NumPlanes: 1}
-	if err := e.ioctl(v4l2.SFmt, unsafe.Pointer(&f), "S_FMT CAPTURE H264 %dx%d", w, h); err != nil {
+	f.Type = v4l2uapi.BufTypeCaptureMPlane
+	*f.PixMP() = v4l2uapi.PixFormatMPlane{Width: w, Height: h, PixelFormat: v4l2uapi.PixFmtH264, Field: v4l2uapi.FieldNone, NumPlanes: 1}
+	if err := e.ioctl(v4l2uapi.SFmt, unsafe.Pointer(&f), "S_FMT CAPTURE H264 %dx%d", w, h); err != nil {
 		return err
 	}
-	if f.Pix.PixelFormat != v4l2.PixFmtH264 {
-		return fmt.Errorf("m2m: S_FMT CAPTURE H264: driver chose %s", fourcc(f.Pix.PixelFormat))
+	if f.PixMP().PixelFormat != v4l2uapi.PixFmtH264 {
+		return fmt.Errorf("m2m: S_FMT CAPTURE H264: driver chose %s", fourcc(f.PixMP().PixelFormat))
 	}
-	in, inName := uint32(v4l2.PixFmtYU12), "YU12"
+	in, inName := uint32(v4l2uapi.PixFmtYU12), "YU12"
 	if e.nv12 {
-		in, inName = v4l2.PixFmtNV12, "NV12"
+		in, inName = v4l2uapi.PixFmtNV12, "NV12"
 	}
-	f = v4l2.Format{Type: v4l2.BufTypeOutputMPlane}
-	f.Pix = v4l2.PixFormatMPlane{Width: w, Height: h, PixelFormat: in, Field: v4l2.FieldNone, NumPlanes: 1}
-	if err := e.ioctl(v4l2.SFmt, unsafe.Pointer(&f), "S_FMT OUTPUT %s %dx%d", inName, w, h); err != nil {
+	f = v4l2uapi.Format{Type: v4l2uapi.BufTypeOutputMPlane}
+	*f.PixMP() = v4l2uapi.PixFormatMPlane{Width: w, Height: h, PixelFormat: in, Field: v4l2uapi.FieldNone, NumPlanes: 1}
+	if err := e.ioctl(v4l2uapi.SFmt, unsafe.Pointer(&f), "S_FMT OUTPUT %s %dx%d", inName, w, h); err != nil {
 		return err
 	}
-	p := f.Pix
+	p := f.PixMP()
 	bpl, size := p.PlaneFmt[0].BytesPerLine, p.PlaneFmt[0].SizeImage
 	switch {
 	case p.PixelFormat != in || p.Width != w || p.Height != h || p.NumPlanes != 1:
@@ -141,9 +141,9 @@ func (e *Encoder) start(level int32) error {
 	// more on drivers that pad the height.
 	e.bpl, e.rows, e.imageSize = int(bpl), int(size/bpl*2/3)&^1, size
 
-	parm := v4l2.StreamParm{Type: v4l2.BufTypeOutputMPlane}
-	parm.Output.TimePerFrame = v4l2.Fract{Numerator: 1, Denominator: uint32(e.cfg.FPS)}
-	if err := e.ioctl(v4l2.SParm, unsafe.Pointer(&parm), "S_PARM OUTPUT 1/%d", e.cfg.FPS); err != nil {
+	parm := v4l2uapi.StreamParm{Type: v4l2uapi.BufTypeOutputMPlane}
+	parm.Output().TimePerFrame = v4l2uapi.Fract{Numerator: 1, Denominator: uint32(e.cfg.FPS)}
+	if err := e.ioctl(v4l2uapi.SParm, unsafe.Pointer(&parm), "S_PARM OUTPUT 1/%d", e.cfg.FPS); err != nil {
 		return err
 	}
 	// Set before the first REQBUFS, when the bcm2835 creates its firmware component.
@@ -152,36 +152,36 @@ func (e *Encoder) start(level int32) error {
 		id   uint32
 		v    int32
 	}{
-		{"BITRATE_MODE", v4l2.CIDBitrateMode, v4l2.BitrateModeCBR},
-		{"BITRATE", v4l2.CIDBitrate, int32(e.clampBitrate(e.cfg.Bitrate))},
-		{"H264_I_PERIOD", v4l2.CIDH264IPeriod, int32(e.cfg.KeyInterval)},
-		{"H264_PROFILE", v4l2.CIDH264Profile, v4l2.ProfileConstrainedBP},
-		{"H264_LEVEL", v4l2.CIDH264Level, level},
-		{"HEADER_MODE", v4l2.CIDHeaderMode, v4l2.HeaderModeJoined},
-		{"REPEAT_SEQ_HEADER", v4l2.CIDRepeatSeqHeader, 1},
+		{"BITRATE_MODE", v4l2uapi.CIDBitrateMode, v4l2uapi.BitrateModeCBR},
+		{"BITRATE", v4l2uapi.CIDBitrate, int32(e.clampBitrate(e.cfg.Bitrate))},
+		{"H264_I_PERIOD", v4l2uapi.CIDH264IPeriod, int32(e.cfg.KeyInterval)},
+		{"H264_PROFILE", v4l2uapi.CIDH264Profile, v4l2uapi.ProfileConstrainedBP},
+		{"H264_LEVEL", v4l2uapi.CIDH264Level, level},
+		{"HEADER_MODE", v4l2uapi.CIDHeaderMode, v4l2uapi.HeaderModeJoined},
+		{"REPEAT_SEQ_HEADER", v4l2uapi.CIDRepeatSeqHeader, 1},
 	} {
 		if err := e.setCtrl(c.id, c.v, c.name); err != nil {
 			return err
 		}
 	}
-	if err := e.allocate(v4l2.BufTypeOutputMPlane, outputBuffers, "OUTPUT", &e.out, &e.reqOut); err != nil {
+	if err := e.allocate(v4l2uapi.BufTypeOutputMPlane, outputBuffers, "OUTPUT", &e.out, &e.reqOut); err != nil {
 		return err
 	}
-	if err := e.allocate(v4l2.BufTypeCaptureMPlane, captureBuffers, "CAPTURE", &e.cap, &e.reqCap); err != nil {
+	if err := e.allocate(v4l2uapi.BufTypeCaptureMPlane, captureBuffers, "CAPTURE", &e.cap, &e.reqCap); err != nil {
 		return err
 	}
 	for i := range e.cap {
-		if err := e.queue(v4l2.BufTypeCaptureMPlane, i, 0); err != nil {
+		if err := e.queue(v4l2uapi.BufTypeCaptureMPlane, i, 0); err != nil {
 			return err
 		}
 	}
-	typ := int32(v4l2.BufTypeOutputMPlane)
-	if err := e.ioctl(v4l2.StreamOn, unsafe.Pointer(&typ), "STREAMON OUTPUT"); err != nil {
+	typ := int32(v4l2uapi.BufTypeOutputMPlane)
+	if err := e.ioctl(v4l2uapi.StreamOn, unsafe.Pointer(&typ), "STREAMON OUTPUT"); err != nil {
 		return err
 	}
 	e.onOut = true
-	typ = v4l2.BufTypeCaptureMPlane
-	if err := e.ioctl(v4l2.StreamOn, unsafe.Pointer(&typ), "STREAMON CAPTURE"); err != nil {
+	typ = v4l2uapi.BufTypeCaptureMPlane
+	if err := e.ioctl(v4l2uapi.StreamOn, unsafe.Pointer(&typ), "STREAMON CAPTURE"); err != nil {
 		return err
 	}
 	e.onCap = true
@@ -191,8 +191,8 @@ func (e *Encoder) start(level int32) error {
 // allocate requests n MMAP buffers on a queue and maps every one the driver gives,
 // recording what it got in *ms and *reqd as it goes, for release.
 func (e *Encoder) allocate(typ uint32, n uint32, name string, ms *[]mapping, reqd *bool) error {
-	rb := v4l2.RequestBuffers{Count: n, Type: typ, Memory: v4l2.MemoryMMAP}
-	if err := e.ioctl(v4l2.ReqBufs, unsafe.Pointer(&rb), "REQBUFS %s %d", name, n); err != nil {
+	rb := v4l2uapi.RequestBuffers{Count: n, Type: typ, Memory: v4l2uapi.MemoryMMAP}
+	if err := e.ioctl(v4l2uapi.ReqBufs, unsafe.Pointer(&rb), "REQBUFS %s %d", name, n); err != nil {
 		return err
 	}
 	*reqd = true
@@ -202,7 +202,7 @@ func (e *Encoder) allocate(typ uint32, n uint32, name string, ms *[]mapping, req
 	*ms = make([]mapping, rb.Count)
 	for i := range *ms {
 		e.setBuf(typ, i)
-		err := e.ioctl(v4l2.QueryBuf, unsafe.Pointer(&e.buf), "QUERYBUF %s %d", name, i)
+		err := e.ioctl(v4l2uapi.QueryBuf, unsafe.Pointer(&e.buf), "QUERYBUF %s %d", name, i)
 		runtime.KeepAlive(&e.plane)
 		if err != nil {
 			return err
@@ -218,8 +218,8 @@ func (e *Encoder) allocate(typ uint32, n uint32, name string, ms *[]mapping, req
 
 // setBuf points the ioctl argument at buffer i of a queue, with its one plane.
 func (e *Encoder) setBuf(typ uint32, i int) {
-	e.plane = v4l2.Plane{}
-	e.buf = v4l2.Buffer{Index: uint32(i), Type: typ, Memory: v4l2.MemoryMMAP, Length: 1}
+	e.plane = v4l2uapi.Plane{}
+	e.buf = v4l2uapi.Buffer{Index: uint32(i), Type: typ, Memory: v4l2uapi.MemoryMMAP, Length: 1}
 	*(*unsafe.Pointer)(unsafe.Pointer(&e.buf.M)) = unsafe.Pointer(&e.plane)
 }
 
@@ -228,12 +228,12 @@ func (e *Encoder) setBuf(typ uint32, i int) {
 func (e *Encoder) queue(typ uint32, i int, frame int64) error {
 	e.setBuf(typ, i)
 	ms, name := e.cap, "CAPTURE"
-	if typ == v4l2.BufTypeOutputMPlane {
+	if typ == v4l2uapi.BufTypeOutputMPlane {
 		ms, name = e.out, "OUTPUT"
 		e.plane.BytesUsed = e.imageSize
 		e.buf.Timestamp = unix.NsecToTimeval(frame * 1000)
 	}
-	err := e.dev.Ioctl(v4l2.QBuf, unsafe.Pointer(&e.buf))
+	err := e.dev.Ioctl(v4l2uapi.QBuf, unsafe.Pointer(&e.buf))
 	runtime.KeepAlive(&e.plane)
 	if err != nil {
 		return fmt.Errorf("m2m: QBUF %s %d: %w", name, i, err)
@@ -246,13 +246,13 @@ func (e *Encoder) queue(typ uint32, i int, frame int64) error {
 // e.plane; unix.EAGAIN when none is done.
 func (e *Encoder) dequeue(typ uint32) (int, error) {
 	e.setBuf(typ, 0)
-	err := e.dev.Ioctl(v4l2.DQBuf, unsafe.Pointer(&e.buf))
+	err := e.dev.Ioctl(v4l2uapi.DQBuf, unsafe.Pointer(&e.buf))
 	runtime.KeepAlive(&e.plane)
 	if err != nil {
 		return -1, err
 	}
 	ms := e.cap
-	if typ == v4l2.BufTypeOutputMPlane {
+	if typ == v4l2uapi.BufTypeOutputMPlane {
 		ms = e.out
 	}
 	i := int(e.buf.Index)
@@ -285,7 +285,7 @@ func (e *Encoder) Encode(f *hal.Frame, forceKey bool) (hal.EncodedFrame, error) 
 
 func (e *Encoder) encode(f *hal.Frame, forceKey bool) (hal.EncodedFrame, error) {
 	if e.held >= 0 {
-		if err := e.queue(v4l2.BufTypeCaptureMPlane, e.held, 0); err != nil {
+		if err := e.queue(v4l2uapi.BufTypeCaptureMPlane, e.held, 0); err != nil {
 			return hal.EncodedFrame{}, err
 		}
 		e.held = -1
@@ -300,13 +300,13 @@ func (e *Encoder) encode(f *hal.Frame, forceKey bool) (hal.EncodedFrame, error) 
 	if forceKey || e.pendingKey {
 		// The driver passes this to the firmware at once; with one frame in flight it
 		// applies to the frame queued next.
-		if err := e.setCtrl(v4l2.CIDForceKeyFrame, 1, "FORCE_KEY_FRAME"); err != nil {
+		if err := e.setCtrl(v4l2uapi.CIDForceKeyFrame, 1, "FORCE_KEY_FRAME"); err != nil {
 			return hal.EncodedFrame{}, err
 		}
 		e.pendingKey = true
 	}
 	e.frame++
-	if err := e.queue(v4l2.BufTypeOutputMPlane, i, e.frame); err != nil {
+	if err := e.queue(v4l2uapi.BufTypeOutputMPlane, i, e.frame); err != nil {
 		return hal.EncodedFrame{}, err
 	}
 	return e.await()
@@ -320,7 +320,7 @@ func (e *Encoder) freeOutput() (int, error) {
 				return i, nil
 			}
 		}
-		_, err := e.dequeue(v4l2.BufTypeOutputMPlane)
+		_, err := e.dequeue(v4l2uapi.BufTypeOutputMPlane)
 		if err == nil {
 			continue
 		}
@@ -358,7 +358,7 @@ func (e *Encoder) await() (hal.EncodedFrame, error) {
 			return hal.EncodedFrame{}, fmt.Errorf("m2m: poll: error event %#x", rev)
 		}
 		if rev&unix.POLLOUT != 0 {
-			_, err := e.dequeue(v4l2.BufTypeOutputMPlane)
+			_, err := e.dequeue(v4l2uapi.BufTypeOutputMPlane)
 			switch {
 			case err == nil:
 				taken = taken || e.buf.Timestamp.Nano() == e.frame*1000
@@ -369,7 +369,7 @@ func (e *Encoder) await() (hal.EncodedFrame, error) {
 		if rev&unix.POLLIN == 0 {
 			continue
 		}
-		i, err := e.dequeue(v4l2.BufTypeCaptureMPlane)
+		i, err := e.dequeue(v4l2uapi.BufTypeCaptureMPlane)
 		if errors.Is(err, unix.EAGAIN) {
 			continue
 		}
@@ -377,18 +377,18 @@ func (e *Encoder) await() (hal.EncodedFrame, error) {
 			return hal.EncodedFrame{}, fmt.Errorf("m2m: DQBUF CAPTURE: %w", err)
 		}
 		flags, off, n := e.buf.Flags, e.plane.DataOffset, e.plane.BytesUsed
-		if flags&v4l2.BufFlagLast != 0 {
+		if flags&v4l2uapi.BufFlagLast != 0 {
 			return hal.EncodedFrame{}, fmt.Errorf("m2m: DQBUF CAPTURE: unexpected end of stream (LAST)")
 		}
-		if flags&v4l2.BufFlagError != 0 || n <= off || int(n) > len(e.cap[i].mem) {
+		if flags&v4l2uapi.BufFlagError != 0 || n <= off || int(n) > len(e.cap[i].mem) {
 			// A corrupt or empty bitstream buffer: count the frame as dropped.
-			if err := e.queue(v4l2.BufTypeCaptureMPlane, i, 0); err != nil {
+			if err := e.queue(v4l2uapi.BufTypeCaptureMPlane, i, 0); err != nil {
 				return hal.EncodedFrame{}, err
 			}
 			continue
 		}
 		e.held = i
-		key := flags&v4l2.BufFlagKeyframe != 0
+		key := flags&v4l2uapi.BufFlagKeyframe != 0
 		if key {
 			e.pendingKey = false
 		}
@@ -434,7 +434,7 @@ func (e *Encoder) SetBitrate(bps int) error {
 	if e.err != nil {
 		return e.err
 	}
-	return e.setCtrl(v4l2.CIDBitrate, int32(e.clampBitrate(bps)), "BITRATE")
+	return e.setCtrl(v4l2uapi.CIDBitrate, int32(e.clampBitrate(bps)), "BITRATE")
 }
 
 func (e *Encoder) clampBitrate(bps int) int {
@@ -442,8 +442,8 @@ func (e *Encoder) clampBitrate(bps int) int {
 }
 
 func (e *Encoder) setCtrl(id uint32, v int32, name string) error {
-	e.ctrl = v4l2.Control{ID: id, Value: v}
-	if err := e.dev.Ioctl(v4l2.SCtrl, unsafe.Pointer(&e.ctrl)); err != nil {
+	e.ctrl = v4l2uapi.Control{ID: id, Value: v}
+	if err := e.dev.Ioctl(v4l2uapi.SCtrl, unsafe.Pointer(&e.ctrl)); err != nil {
 		return fmt.Errorf("m2m: S_CTRL %s=%d: %w", name, v, err)
 	}
 	return nil
@@ -476,13 +476,13 @@ func (e *Encoder) Close() error {
 // both queues until a CAPTURE buffer carries LAST, after which DQBUF fails with EPIPE.
 func (e *Encoder) drain() error {
 	if e.held >= 0 {
-		if err := e.queue(v4l2.BufTypeCaptureMPlane, e.held, 0); err != nil {
+		if err := e.queue(v4l2uapi.BufTypeCaptureMPlane, e.held, 0); err != nil {
 			return err
 		}
 		e.held = -1
 	}
-	cmd := v4l2.EncoderCommand{Cmd: v4l2.EncCmdStop}
-	if err := e.ioctl(v4l2.EncoderCmd, unsafe.Pointer(&cmd), "ENCODER_CMD STOP"); err != nil {
+	cmd := v4l2uapi.EncoderCommand{Cmd: v4l2uapi.EncCmdStop}
+	if err := e.ioctl(v4l2uapi.EncoderCmd, unsafe.Pointer(&cmd), "ENCODER_CMD STOP"); err != nil {
 		return err
 	}
 	for {
@@ -494,28 +494,28 @@ func (e *Encoder) drain() error {
 			return fmt.Errorf("m2m: drain: no LAST buffer in %v", frameTimeout)
 		}
 		if rev&unix.POLLOUT != 0 {
-			if _, err := e.dequeue(v4l2.BufTypeOutputMPlane); err != nil && !errors.Is(err, unix.EAGAIN) {
+			if _, err := e.dequeue(v4l2uapi.BufTypeOutputMPlane); err != nil && !errors.Is(err, unix.EAGAIN) {
 				return fmt.Errorf("m2m: drain: DQBUF OUTPUT: %w", err)
 			}
 		}
 		if rev&unix.POLLIN == 0 {
 			continue
 		}
-		i, err := e.dequeue(v4l2.BufTypeCaptureMPlane)
+		i, err := e.dequeue(v4l2uapi.BufTypeCaptureMPlane)
 		if errors.Is(err, unix.EAGAIN) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("m2m: drain: DQBUF CAPTURE: %w", err)
 		}
-		if e.buf.Flags&v4l2.BufFlagLast != 0 {
+		if e.buf.Flags&v4l2uapi.BufFlagLast != 0 {
 			break
 		}
-		if err := e.queue(v4l2.BufTypeCaptureMPlane, i, 0); err != nil {
+		if err := e.queue(v4l2uapi.BufTypeCaptureMPlane, i, 0); err != nil {
 			return fmt.Errorf("m2m: drain: %w", err)
 		}
 	}
-	if _, err := e.dequeue(v4l2.BufTypeCaptureMPlane); !errors.Is(err, unix.EPIPE) {
+	if _, err := e.dequeue(v4l2uapi.BufTypeCaptureMPlane); !errors.Is(err, unix.EPIPE) {
 		return fmt.Errorf("m2m: drain: DQBUF CAPTURE after LAST: got %v, want EPIPE", err)
 	}
 	return nil
@@ -530,12 +530,12 @@ func (e *Encoder) release() error {
 		on, reqd *bool
 		ms       *[]mapping
 	}{
-		{v4l2.BufTypeOutputMPlane, "OUTPUT", &e.onOut, &e.reqOut, &e.out},
-		{v4l2.BufTypeCaptureMPlane, "CAPTURE", &e.onCap, &e.reqCap, &e.cap},
+		{v4l2uapi.BufTypeOutputMPlane, "OUTPUT", &e.onOut, &e.reqOut, &e.out},
+		{v4l2uapi.BufTypeCaptureMPlane, "CAPTURE", &e.onCap, &e.reqCap, &e.cap},
 	} {
 		if *q.on {
 			typ := q.typ
-			errs = append(errs, e.ioctl(v4l2.StreamOff, unsafe.Pointer(&typ), "STREAMOFF %s", q.name))
+			errs = append(errs, e.ioctl(v4l2uapi.StreamOff, unsafe.Pointer(&typ), "STREAMOFF %s", q.name))
 			*q.on = false
 		}
 		for i, m := range *q.ms {
@@ -547,8 +547,8 @@ func (e *Encoder) release() error {
 		}
 		*q.ms = nil
 		if *q.reqd {
-			rb := v4l2.RequestBuffers{Type: uint32(q.typ), Memory: v4l2.MemoryMMAP}
-			errs = append(errs, e.ioctl(v4l2.ReqBufs, unsafe.Pointer(&rb), "REQBUFS %s 0", q.name))
+			rb := v4l2uapi.RequestBuffers{Type: uint32(q.typ), Memory: v4l2uapi.MemoryMMAP}
+			errs = append(errs, e.ioctl(v4l2uapi.ReqBufs, unsafe.Pointer(&rb), "REQBUFS %s 0", q.name))
 			*q.reqd = false
 		}
 	}
@@ -569,11 +569,11 @@ type level struct {
 // levels from 3.1, the level of the software encoder and of the profile-level-id 42e01f
 // the SFU and browsers negotiate, up to 4.2; the bcm2835 is a level 4.0 part.
 var levels = []level{
-	{v4l2.Level3_1, 108_000, 3_600, 14_000_000},
-	{v4l2.Level3_2, 216_000, 5_120, 20_000_000},
-	{v4l2.Level4_0, 245_760, 8_192, 20_000_000},
-	{v4l2.Level4_1, 245_760, 8_192, 50_000_000},
-	{v4l2.Level4_2, 522_240, 8_704, 50_000_000},
+	{v4l2uapi.Level3_1, 108_000, 3_600, 14_000_000},
+	{v4l2uapi.Level3_2, 216_000, 5_120, 20_000_000},
+	{v4l2uapi.Level4_0, 245_760, 8_192, 20_000_000},
+	{v4l2uapi.Level4_1, 245_760, 8_192, 50_000_000},
+	{v4l2uapi.Level4_2, 522_240, 8_704, 50_000_000},
 }
 
 // pickLevel returns the lowest level whose limits hold cfg's picture, rate and bitrate.

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"roombox/hal/linux/m2m/internal/v4l2"
+	"roombox/internal/v4l2uapi"
 )
 
 // Info describes an encoder node Find chose.
@@ -74,39 +74,39 @@ func probe(open OpenFunc, path string) (Info, error) {
 		return Info{}, fmt.Errorf("%s: %w", path, err)
 	}
 	defer d.Close()
-	var c v4l2.Capability
-	if err := d.Ioctl(v4l2.QueryCap, unsafe.Pointer(&c)); err != nil {
+	var c v4l2uapi.Capability
+	if err := d.Ioctl(v4l2uapi.QueryCap, unsafe.Pointer(&c)); err != nil {
 		return Info{}, fmt.Errorf("%s: QUERYCAP: %w", path, err)
 	}
 	info := Info{
 		Path:    path,
-		Driver:  v4l2.CString(c.Driver[:]),
-		Card:    v4l2.CString(c.Card[:]),
-		BusInfo: v4l2.CString(c.BusInfo[:]),
+		Driver:  v4l2uapi.CString(c.Driver[:]),
+		Card:    v4l2uapi.CString(c.Card[:]),
+		BusInfo: v4l2uapi.CString(c.BusInfo[:]),
 	}
 	caps := c.Capabilities
-	if caps&v4l2.CapDeviceCaps != 0 {
+	if caps&v4l2uapi.CapDeviceCaps != 0 {
 		caps = c.DeviceCaps
 	}
-	const want = v4l2.CapVideoM2MMPlane | v4l2.CapStreaming
+	const want = v4l2uapi.CapVideoM2MMPlane | v4l2uapi.CapStreaming
 	if caps&want != want {
 		return Info{}, fmt.Errorf("%s (%s): not a streaming multi-planar M2M device (caps %#x)", path, info.Card, caps)
 	}
-	capFmts, err := formats(d, v4l2.BufTypeCaptureMPlane)
+	capFmts, err := formats(d, v4l2uapi.BufTypeCaptureMPlane)
 	if err != nil {
 		return Info{}, fmt.Errorf("%s (%s): ENUM_FMT CAPTURE: %w", path, info.Card, err)
 	}
-	if !slices.Contains(capFmts, v4l2.PixFmtH264) {
+	if !slices.Contains(capFmts, v4l2uapi.PixFmtH264) {
 		return Info{}, fmt.Errorf("%s (%s): CAPTURE offers no H264", path, info.Card)
 	}
-	outFmts, err := formats(d, v4l2.BufTypeOutputMPlane)
+	outFmts, err := formats(d, v4l2uapi.BufTypeOutputMPlane)
 	if err != nil {
 		return Info{}, fmt.Errorf("%s (%s): ENUM_FMT OUTPUT: %w", path, info.Card, err)
 	}
 	switch {
-	case slices.Contains(outFmts, v4l2.PixFmtYU12):
+	case slices.Contains(outFmts, v4l2uapi.PixFmtYU12):
 		info.Input = "YU12"
-	case slices.Contains(outFmts, v4l2.PixFmtNV12):
+	case slices.Contains(outFmts, v4l2uapi.PixFmtNV12):
 		info.Input = "NV12"
 	default:
 		return Info{}, fmt.Errorf("%s (%s): OUTPUT offers neither YU12 nor NV12", path, info.Card)
@@ -118,8 +118,8 @@ func probe(open OpenFunc, path string) (Info, error) {
 func formats(d Device, typ uint32) ([]uint32, error) {
 	var out []uint32
 	for i := uint32(0); ; i++ {
-		desc := v4l2.FmtDesc{Index: i, Type: typ}
-		err := d.Ioctl(v4l2.EnumFmt, unsafe.Pointer(&desc))
+		desc := v4l2uapi.FmtDesc{Index: i, Type: typ}
+		err := d.Ioctl(v4l2uapi.EnumFmt, unsafe.Pointer(&desc))
 		if errors.Is(err, unix.EINVAL) {
 			return out, nil
 		}

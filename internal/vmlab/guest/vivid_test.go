@@ -14,95 +14,19 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"roombox/internal/v4l2uapi"
 )
 
-// The parts of the V4L2 UAPI (linux/videodev2.h) these checks use.
-const (
-	bufTypeVideoCapture = 1
-	memoryMMAP          = 1
-	fieldNone           = 1
-	frmSizeDiscrete     = 1
-
-	capVideoCapture = 0x00000001
-	capStreaming    = 0x04000000
-)
-
-// ioctl numbers ('V', nr); the size comes from the argument's type.
-const (
-	vidiocQueryCap       = 0
-	vidiocSFmt           = 5
-	vidiocReqBufs        = 8
-	vidiocQueryBuf       = 9
-	vidiocQBuf           = 15
-	vidiocDQBuf          = 17
-	vidiocStreamOn       = 18
-	vidiocStreamOff      = 19
-	vidiocSParm          = 22
-	vidiocEnumFrameSizes = 74
-)
-
-var pixYUYV = fourcc("YUYV")
-
-func fourcc(s string) uint32 {
-	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+// vidioc issues V4L2 request req on *arg: a raw ioctl, independent of hal/linux/v4l2's
+// capture code; v4l2uapi derives each request number from its argument's size.
+func vidioc[T any](fd int, req uint, arg *T) error {
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(arg)))
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
-
-type v4l2Capability struct {
-	Driver       [16]byte
-	Card         [32]byte
-	BusInfo      [32]byte
-	Version      uint32
-	Capabilities uint32
-	DeviceCaps   uint32
-	_            [3]uint32
-}
-
-type v4l2PixFormat struct {
-	Width, Height, PixelFormat, Field, BytesPerLine, SizeImage uint32
-	Colorspace, Priv, Flags, YCbCrEnc, Quantization, XferFunc  uint32
-}
-
-// v4l2Format's union holds pointers (struct v4l2_window), so it is pointer-aligned: 4 bytes
-// after the type on 64-bit, none on 32-bit. An array of uintptr gives Go the same layout.
-type v4l2Format struct {
-	Type uint32
-	fmt  [200 / unsafe.Sizeof(uintptr(0))]uintptr
-}
-
-func (f *v4l2Format) pix() *v4l2PixFormat { return (*v4l2PixFormat)(unsafe.Pointer(&f.fmt[0])) }
-
-type v4l2RequestBuffers struct {
-	Count, Type, Memory, Capabilities uint32
-	Flags                             uint8
-	_                                 [3]uint8
-}
-
-type v4l2Buffer struct {
-	Index, Type, BytesUsed, Flags, Field uint32
-	Timestamp                            unix.Timeval
-	Timecode                             [16]byte
-	Sequence, Memory                     uint32
-	Offset                               uintptr // union m: the mmap offset (low half on 64-bit little-endian), a pointer or an fd
-	Length, _, _                         uint32
-}
-
-type v4l2StreamParm struct {
-	Type                      uint32
-	Capability, CaptureMode   uint32
-	TimePerFrame              [2]uint32 // struct v4l2_fract: numerator, denominator
-	ExtendedMode, ReadBuffers uint32
-	_                         [4]uint32
-	_                         [200 - 40]byte
-}
-
-type v4l2FrmSizeEnum struct {
-	Index, PixelFormat, Type uint32
-	Width, Height            uint32 // union: discrete, or the first two of stepwise
-	_                        [4]uint32
-	_                        [2]uint32
-}
-
-func vidioc[T any](fd int, dir, nr uintptr, arg *T) error { return ioctlPtr(fd, dir, 'V', nr, arg) }
 
 // openVivid opens the vivid video capture node among /dev/video*.
 func openVivid(t *testing.T) int {
@@ -115,13 +39,13 @@ func openVivid(t *testing.T) int {
 			seen = append(seen, fmt.Sprintf("%s: %v", n, err))
 			continue
 		}
-		var c v4l2Capability
-		if err := vidioc(fd, iocRead, vidiocQueryCap, &c); err != nil {
+		var c v4l2uapi.Capability
+		if err := vidioc(fd, v4l2uapi.QueryCap, &c); err != nil {
 			seen = append(seen, fmt.Sprintf("%s: QUERYCAP: %v", n, err))
 			unix.Close(fd)
 			continue
 		}
-		want := uint32(capVideoCapture | capStreaming)
+		want := uint32(v4l2uapi.CapVideoCapture | v4l2uapi.CapStreaming)
 		if cstr(c.Card[:]) == "vivid" && c.DeviceCaps&want == want {
 			t.Logf("%s: driver %q card %q bus %q device caps %#x", n, cstr(c.Driver[:]), cstr(c.Card[:]), cstr(c.BusInfo[:]), c.DeviceCaps)
 			t.Cleanup(func() { unix.Close(fd) })
@@ -137,7 +61,7 @@ func openVivid(t *testing.T) int {
 // capture is an mmap streaming capture: the way the real camera backend captures.
 type capture struct {
 	fd   int
-	pix  v4l2PixFormat
+	pix  v4l2uapi.PixFormat
 	bufs [][]byte
 }
 
@@ -145,62 +69,64 @@ type capture struct {
 // starts streaming into four mmap buffers; t.Cleanup stops it.
 func startCapture(t *testing.T, fd int, w, h, fps uint32) *capture {
 	t.Helper()
-	f := v4l2Format{Type: bufTypeVideoCapture}
-	*f.pix() = v4l2PixFormat{Width: w, Height: h, PixelFormat: pixYUYV, Field: fieldNone}
-	if err := vidioc(fd, iocRead|iocWrite, vidiocSFmt, &f); err != nil {
+	f := v4l2uapi.Format{Type: v4l2uapi.BufTypeVideoCapture}
+	*f.Pix() = v4l2uapi.PixFormat{Width: w, Height: h, PixelFormat: v4l2uapi.PixFmtYUYV, Field: v4l2uapi.FieldNone}
+	if err := vidioc(fd, v4l2uapi.SFmt, &f); err != nil {
 		t.Fatalf("S_FMT %dx%d YUYV: %v", w, h, err)
 	}
-	c := &capture{fd: fd, pix: *f.pix()}
-	if c.pix.PixelFormat != pixYUYV || c.pix.Width != w || c.pix.Height != h {
+	c := &capture{fd: fd, pix: *f.Pix()}
+	if c.pix.PixelFormat != v4l2uapi.PixFmtYUYV || c.pix.Width != w || c.pix.Height != h {
 		t.Fatalf("S_FMT %dx%d YUYV gave %dx%d %q", w, h, c.pix.Width, c.pix.Height, string(binaryLE(c.pix.PixelFormat)))
 	}
-	parm := v4l2StreamParm{Type: bufTypeVideoCapture, TimePerFrame: [2]uint32{1, fps}}
-	if err := vidioc(fd, iocRead|iocWrite, vidiocSParm, &parm); err != nil {
+	parm := v4l2uapi.StreamParm{Type: v4l2uapi.BufTypeVideoCapture}
+	tpf := &parm.Capture().TimePerFrame
+	*tpf = v4l2uapi.Fract{Numerator: 1, Denominator: fps}
+	if err := vidioc(fd, v4l2uapi.SParm, &parm); err != nil {
 		t.Fatalf("S_PARM 1/%d: %v", fps, err)
 	}
 	t.Logf("capturing %dx%d YUYV, %d bytes a line, %d a frame, interval %d/%d s",
-		c.pix.Width, c.pix.Height, c.pix.BytesPerLine, c.pix.SizeImage, parm.TimePerFrame[0], parm.TimePerFrame[1])
+		c.pix.Width, c.pix.Height, c.pix.BytesPerLine, c.pix.SizeImage, tpf.Numerator, tpf.Denominator)
 
-	req := v4l2RequestBuffers{Count: 4, Type: bufTypeVideoCapture, Memory: memoryMMAP}
-	if err := vidioc(fd, iocRead|iocWrite, vidiocReqBufs, &req); err != nil || req.Count < 2 {
+	req := v4l2uapi.RequestBuffers{Count: 4, Type: v4l2uapi.BufTypeVideoCapture, Memory: v4l2uapi.MemoryMMAP}
+	if err := vidioc(fd, v4l2uapi.ReqBufs, &req); err != nil || req.Count < 2 {
 		t.Fatalf("REQBUFS 4: %v (%d buffers)", err, req.Count)
 	}
 	t.Cleanup(func() {
-		typ := uint32(bufTypeVideoCapture)
-		if err := vidioc(fd, iocWrite, vidiocStreamOff, &typ); err != nil {
+		typ := uint32(v4l2uapi.BufTypeVideoCapture)
+		if err := vidioc(fd, v4l2uapi.StreamOff, &typ); err != nil {
 			t.Errorf("STREAMOFF: %v", err)
 		}
 		for _, b := range c.bufs {
 			unix.Munmap(b)
 		}
-		free := v4l2RequestBuffers{Type: bufTypeVideoCapture, Memory: memoryMMAP}
-		if err := vidioc(fd, iocRead|iocWrite, vidiocReqBufs, &free); err != nil {
+		free := v4l2uapi.RequestBuffers{Type: v4l2uapi.BufTypeVideoCapture, Memory: v4l2uapi.MemoryMMAP}
+		if err := vidioc(fd, v4l2uapi.ReqBufs, &free); err != nil {
 			t.Errorf("REQBUFS 0: %v", err)
 		}
 	})
 	for i := range req.Count {
-		b := v4l2Buffer{Index: i, Type: bufTypeVideoCapture, Memory: memoryMMAP}
-		if err := vidioc(fd, iocRead|iocWrite, vidiocQueryBuf, &b); err != nil {
+		b := v4l2uapi.Buffer{Index: i, Type: v4l2uapi.BufTypeVideoCapture, Memory: v4l2uapi.MemoryMMAP}
+		if err := vidioc(fd, v4l2uapi.QueryBuf, &b); err != nil {
 			t.Fatalf("QUERYBUF %d: %v", i, err)
 		}
-		m, err := unix.Mmap(fd, int64(uint32(b.Offset)), int(b.Length), unix.PROT_READ, unix.MAP_SHARED)
+		m, err := unix.Mmap(fd, int64(b.MemOffset()), int(b.Length), unix.PROT_READ, unix.MAP_SHARED)
 		if err != nil {
 			t.Fatalf("mmap buffer %d: %v", i, err)
 		}
 		c.bufs = append(c.bufs, m)
-		if err := vidioc(fd, iocRead|iocWrite, vidiocQBuf, &b); err != nil {
+		if err := vidioc(fd, v4l2uapi.QBuf, &b); err != nil {
 			t.Fatalf("QBUF %d: %v", i, err)
 		}
 	}
-	typ := uint32(bufTypeVideoCapture)
-	if err := vidioc(fd, iocWrite, vidiocStreamOn, &typ); err != nil {
+	typ := uint32(v4l2uapi.BufTypeVideoCapture)
+	if err := vidioc(fd, v4l2uapi.StreamOn, &typ); err != nil {
 		t.Fatalf("STREAMON: %v", err)
 	}
 	return c
 }
 
 // next waits up to 10 s for a filled buffer; release hands it back to the driver.
-func (c *capture) next(t *testing.T) (frame []byte, b v4l2Buffer, release func()) {
+func (c *capture) next(t *testing.T) (frame []byte, b v4l2uapi.Buffer, release func()) {
 	t.Helper()
 	pfd := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
 	for {
@@ -213,12 +139,12 @@ func (c *capture) next(t *testing.T) (frame []byte, b v4l2Buffer, release func()
 		}
 		break
 	}
-	b = v4l2Buffer{Type: bufTypeVideoCapture, Memory: memoryMMAP}
-	if err := vidioc(c.fd, iocRead|iocWrite, vidiocDQBuf, &b); err != nil {
+	b = v4l2uapi.Buffer{Type: v4l2uapi.BufTypeVideoCapture, Memory: v4l2uapi.MemoryMMAP}
+	if err := vidioc(c.fd, v4l2uapi.DQBuf, &b); err != nil {
 		t.Fatalf("DQBUF: %v", err)
 	}
 	return c.bufs[b.Index][:b.BytesUsed], b, func() {
-		if err := vidioc(c.fd, iocRead|iocWrite, vidiocQBuf, &b); err != nil {
+		if err := vidioc(c.fd, v4l2uapi.QBuf, &b); err != nil {
 			t.Fatalf("QBUF %d: %v", b.Index, err)
 		}
 	}
@@ -227,7 +153,7 @@ func (c *capture) next(t *testing.T) (frame []byte, b v4l2Buffer, release func()
 // barLuma is the mean luma of each of vivid's eight colour bars, sampled in the middle half of
 // each bar on the bottom eight rows: vivid draws lines of text from the top, which reach
 // past the middle of a 320x180 frame.
-func barLuma(pix v4l2PixFormat, frame []byte) [8]int {
+func barLuma(pix v4l2uapi.PixFormat, frame []byte) [8]int {
 	var out [8]int
 	w := int(pix.Width)
 	for bar := range 8 {
@@ -248,7 +174,7 @@ func barLuma(pix v4l2PixFormat, frame []byte) [8]int {
 // checkBars checks a frame shows vivid's default pattern, 75% colour bars: white, yellow,
 // cyan, green, magenta, red, blue, black, so luma falls strictly from bar to bar, from near
 // 75% white (180 in limited range) to black (16).
-func checkBars(t *testing.T, pix v4l2PixFormat, frame []byte) {
+func checkBars(t *testing.T, pix v4l2uapi.PixFormat, frame []byte) {
 	t.Helper()
 	if len(frame) != int(pix.SizeImage) {
 		t.Fatalf("frame of %d bytes, want %d", len(frame), pix.SizeImage)
@@ -348,13 +274,13 @@ func TestVividSizes(t *testing.T) {
 	fd := openVivid(t)
 	var sizes [][2]uint32
 	for i := uint32(0); ; i++ {
-		e := v4l2FrmSizeEnum{Index: i, PixelFormat: pixYUYV}
-		if err := vidioc(fd, iocRead|iocWrite, vidiocEnumFrameSizes, &e); errors.Is(err, unix.EINVAL) {
+		e := v4l2uapi.FrmSizeEnum{Index: i, PixelFormat: v4l2uapi.PixFmtYUYV}
+		if err := vidioc(fd, v4l2uapi.EnumFrameSizes, &e); errors.Is(err, unix.EINVAL) {
 			break
 		} else if err != nil {
 			t.Fatalf("ENUM_FRAMESIZES %d: %v", i, err)
 		}
-		if e.Type != frmSizeDiscrete {
+		if e.Type != v4l2uapi.FrmSizeTypeDiscrete {
 			t.Fatalf("ENUM_FRAMESIZES: type %d, want discrete sizes from vivid's webcam input", e.Type)
 		}
 		sizes = append(sizes, [2]uint32{e.Width, e.Height})

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"roombox/hal/linux/m2m/internal/v4l2"
+	"roombox/internal/v4l2uapi"
 )
 
 // State is an encoding context's state (dev-encoder.rst, "State machine").
@@ -82,7 +82,7 @@ type File struct {
 
 	bitrateMode, bitrate, iPeriod, profile, level, headerMode, repeatSeq int32
 	forceKey                                                             bool
-	fps                                                                  v4l2.Fract
+	fps                                                                  v4l2uapi.Fract
 
 	frames      int  // input frames taken since the stream started
 	sinceKey    int  // frames since the last key frame, counting it
@@ -96,13 +96,13 @@ type File struct {
 func newFile(n *Node) *File {
 	f := &File{
 		n: n, state: StateInit,
-		bitrate: 10_000_000, iPeriod: 60, profile: v4l2.ProfileHigh, level: v4l2.Level4_0,
-		headerMode: v4l2.HeaderModeJoined, fps: v4l2.Fract{Numerator: 1, Denominator: 30},
+		bitrate: 10_000_000, iPeriod: 60, profile: v4l2uapi.ProfileHigh, level: v4l2uapi.Level4_0,
+		headerMode: v4l2uapi.HeaderModeJoined, fps: v4l2uapi.Fract{Numerator: 1, Denominator: 30},
 	}
-	f.q[capQ] = queue{typ: v4l2.BufTypeCaptureMPlane, fourcc: v4l2.PixFmtH264, width: 1920, height: 1088}
-	f.q[outQ] = queue{typ: v4l2.BufTypeOutputMPlane, fourcc: v4l2.PixFmtYU12, width: 1920, height: 1088}
-	f.setFormat(&f.q[capQ], v4l2.PixFmtH264, 1920, 1088, 0)
-	f.setFormat(&f.q[outQ], v4l2.PixFmtYU12, 1920, 1088, 0)
+	f.q[capQ] = queue{typ: v4l2uapi.BufTypeCaptureMPlane, fourcc: v4l2uapi.PixFmtH264, width: 1920, height: 1088}
+	f.q[outQ] = queue{typ: v4l2uapi.BufTypeOutputMPlane, fourcc: v4l2uapi.PixFmtYU12, width: 1920, height: 1088}
+	f.setFormat(&f.q[capQ], v4l2uapi.PixFmtH264, 1920, 1088, 0)
+	f.setFormat(&f.q[outQ], v4l2uapi.PixFmtYU12, 1920, 1088, 0)
 	return f
 }
 
@@ -125,9 +125,9 @@ func (f *File) Control(id uint32) int32 {
 
 func qname(typ uint32) string {
 	switch typ {
-	case v4l2.BufTypeCaptureMPlane:
+	case v4l2uapi.BufTypeCaptureMPlane:
 		return "CAPTURE"
-	case v4l2.BufTypeOutputMPlane:
+	case v4l2uapi.BufTypeOutputMPlane:
 		return "OUTPUT"
 	}
 	return fmt.Sprintf("type%d", typ)
@@ -136,9 +136,9 @@ func qname(typ uint32) string {
 // queueOf returns the queue of a buffer type, nil for any other type.
 func (f *File) queueOf(typ uint32) *queue {
 	switch typ {
-	case v4l2.BufTypeCaptureMPlane:
+	case v4l2uapi.BufTypeCaptureMPlane:
 		return &f.q[capQ]
-	case v4l2.BufTypeOutputMPlane:
+	case v4l2uapi.BufTypeOutputMPlane:
 		return &f.q[outQ]
 	}
 	return nil
@@ -149,18 +149,18 @@ func (f *File) queueOf(typ uint32) *queue {
 func opName(req uint, arg unsafe.Pointer) string {
 	var typ uint32
 	switch req {
-	case v4l2.EnumFmt:
-		typ = (*v4l2.FmtDesc)(arg).Type
-	case v4l2.SFmt:
-		typ = (*v4l2.Format)(arg).Type
-	case v4l2.ReqBufs:
-		typ = (*v4l2.RequestBuffers)(arg).Type
-	case v4l2.QueryBuf, v4l2.QBuf, v4l2.DQBuf:
-		typ = (*v4l2.Buffer)(arg).Type
-	case v4l2.StreamOn, v4l2.StreamOff:
+	case v4l2uapi.EnumFmt:
+		typ = (*v4l2uapi.FmtDesc)(arg).Type
+	case v4l2uapi.SFmt:
+		typ = (*v4l2uapi.Format)(arg).Type
+	case v4l2uapi.ReqBufs:
+		typ = (*v4l2uapi.RequestBuffers)(arg).Type
+	case v4l2uapi.QueryBuf, v4l2uapi.QBuf, v4l2uapi.DQBuf:
+		typ = (*v4l2uapi.Buffer)(arg).Type
+	case v4l2uapi.StreamOn, v4l2uapi.StreamOff:
 		typ = uint32(*(*int32)(arg))
 	}
-	out := typ == v4l2.BufTypeOutputMPlane
+	out := typ == v4l2uapi.BufTypeOutputMPlane
 	pick := func(c, o string) string {
 		if out {
 			return o
@@ -168,29 +168,29 @@ func opName(req uint, arg unsafe.Pointer) string {
 		return c
 	}
 	switch req {
-	case v4l2.QueryCap:
+	case v4l2uapi.QueryCap:
 		return "QUERYCAP"
-	case v4l2.EnumFmt:
+	case v4l2uapi.EnumFmt:
 		return pick("ENUM_FMT CAPTURE", "ENUM_FMT OUTPUT")
-	case v4l2.SFmt:
+	case v4l2uapi.SFmt:
 		return pick("S_FMT CAPTURE", "S_FMT OUTPUT")
-	case v4l2.SParm:
+	case v4l2uapi.SParm:
 		return "S_PARM"
-	case v4l2.SCtrl:
+	case v4l2uapi.SCtrl:
 		return "S_CTRL"
-	case v4l2.ReqBufs:
+	case v4l2uapi.ReqBufs:
 		return pick("REQBUFS CAPTURE", "REQBUFS OUTPUT")
-	case v4l2.QueryBuf:
+	case v4l2uapi.QueryBuf:
 		return pick("QUERYBUF CAPTURE", "QUERYBUF OUTPUT")
-	case v4l2.QBuf:
+	case v4l2uapi.QBuf:
 		return pick("QBUF CAPTURE", "QBUF OUTPUT")
-	case v4l2.DQBuf:
+	case v4l2uapi.DQBuf:
 		return pick("DQBUF CAPTURE", "DQBUF OUTPUT")
-	case v4l2.StreamOn:
+	case v4l2uapi.StreamOn:
 		return pick("STREAMON CAPTURE", "STREAMON OUTPUT")
-	case v4l2.StreamOff:
+	case v4l2uapi.StreamOff:
 		return pick("STREAMOFF CAPTURE", "STREAMOFF OUTPUT")
-	case v4l2.EncoderCmd:
+	case v4l2uapi.EncoderCmd:
 		return "ENCODER_CMD"
 	}
 	return "ioctl"
@@ -220,78 +220,78 @@ func (f *File) Ioctl(req uint, arg unsafe.Pointer) error {
 
 func (f *File) ioctl(req uint, arg unsafe.Pointer) error {
 	switch req {
-	case v4l2.QueryCap:
-		c := (*v4l2.Capability)(arg)
-		*c = v4l2.Capability{Capabilities: f.n.Caps | v4l2.CapDeviceCaps, DeviceCaps: f.n.Caps, Version: 6<<16 | 1<<8}
+	case v4l2uapi.QueryCap:
+		c := (*v4l2uapi.Capability)(arg)
+		*c = v4l2uapi.Capability{Capabilities: f.n.Caps | v4l2uapi.CapDeviceCaps, DeviceCaps: f.n.Caps, Version: 6<<16 | 1<<8}
 		copy(c.Driver[:], f.n.Driver)
 		copy(c.Card[:], f.n.Card)
 		copy(c.BusInfo[:], f.n.BusInfo)
 		return nil
-	case v4l2.EnumFmt:
-		return f.enumFmt((*v4l2.FmtDesc)(arg))
-	case v4l2.SFmt:
-		return f.sFmt((*v4l2.Format)(arg))
-	case v4l2.SParm:
-		p := (*v4l2.StreamParm)(arg)
-		tpf := p.Output.TimePerFrame
-		if p.Type != v4l2.BufTypeOutputMPlane || tpf.Numerator == 0 || tpf.Denominator == 0 {
+	case v4l2uapi.EnumFmt:
+		return f.enumFmt((*v4l2uapi.FmtDesc)(arg))
+	case v4l2uapi.SFmt:
+		return f.sFmt((*v4l2uapi.Format)(arg))
+	case v4l2uapi.SParm:
+		p := (*v4l2uapi.StreamParm)(arg)
+		tpf := p.Output().TimePerFrame
+		if p.Type != v4l2uapi.BufTypeOutputMPlane || tpf.Numerator == 0 || tpf.Denominator == 0 {
 			return unix.EINVAL
 		}
 		f.fps = tpf
-		p.Output.Capability = 0x1000 // V4L2_CAP_TIMEPERFRAME
+		p.Output().Capability = 0x1000 // V4L2_CAP_TIMEPERFRAME
 		return nil
-	case v4l2.SCtrl:
-		return f.sCtrl((*v4l2.Control)(arg))
-	case v4l2.ReqBufs:
-		return f.reqBufs((*v4l2.RequestBuffers)(arg))
-	case v4l2.QueryBuf:
-		return f.queryBuf((*v4l2.Buffer)(arg))
-	case v4l2.QBuf:
-		return f.qBuf((*v4l2.Buffer)(arg))
-	case v4l2.DQBuf:
-		return f.dqBuf((*v4l2.Buffer)(arg))
-	case v4l2.StreamOn:
+	case v4l2uapi.SCtrl:
+		return f.sCtrl((*v4l2uapi.Control)(arg))
+	case v4l2uapi.ReqBufs:
+		return f.reqBufs((*v4l2uapi.RequestBuffers)(arg))
+	case v4l2uapi.QueryBuf:
+		return f.queryBuf((*v4l2uapi.Buffer)(arg))
+	case v4l2uapi.QBuf:
+		return f.qBuf((*v4l2uapi.Buffer)(arg))
+	case v4l2uapi.DQBuf:
+		return f.dqBuf((*v4l2uapi.Buffer)(arg))
+	case v4l2uapi.StreamOn:
 		return f.streamOn(uint32(*(*int32)(arg)))
-	case v4l2.StreamOff:
+	case v4l2uapi.StreamOff:
 		return f.streamOff(uint32(*(*int32)(arg)))
-	case v4l2.EncoderCmd:
-		return f.encoderCmd((*v4l2.EncoderCommand)(arg))
+	case v4l2uapi.EncoderCmd:
+		return f.encoderCmd((*v4l2uapi.EncoderCommand)(arg))
 	}
 	return unix.ENOTTY
 }
 
-func (f *File) enumFmt(d *v4l2.FmtDesc) error {
+func (f *File) enumFmt(d *v4l2uapi.FmtDesc) error {
 	var list []uint32
 	switch d.Type {
-	case v4l2.BufTypeCaptureMPlane:
+	case v4l2uapi.BufTypeCaptureMPlane:
 		list = f.n.CaptureFormats
-	case v4l2.BufTypeOutputMPlane:
+	case v4l2uapi.BufTypeOutputMPlane:
 		list = f.n.OutputFormats
 	default:
 		return unix.EINVAL
 	}
-	if f.n.Caps&v4l2.CapVideoM2MMPlane == 0 || int(d.Index) >= len(list) {
+	if f.n.Caps&v4l2uapi.CapVideoM2MMPlane == 0 || int(d.Index) >= len(list) {
 		return unix.EINVAL
 	}
 	d.PixelFormat, d.Flags = list[d.Index], 0
-	if d.PixelFormat == v4l2.PixFmtH264 {
-		d.Flags = v4l2.FmtFlagCompressed
+	if d.PixelFormat == v4l2uapi.PixFmtH264 {
+		d.Flags = v4l2uapi.FmtFlagCompressed
 	}
 	return nil
 }
 
-func (f *File) sFmt(fm *v4l2.Format) error {
+func (f *File) sFmt(fm *v4l2uapi.Format) error {
 	q := f.queueOf(fm.Type)
 	if q == nil {
 		return unix.EINVAL
 	}
 	// The spec: the coded format may not change while either queue has buffers.
-	if len(q.bufs) > 0 || (q.typ == v4l2.BufTypeCaptureMPlane && len(f.q[outQ].bufs) > 0) {
+	if len(q.bufs) > 0 || (q.typ == v4l2uapi.BufTypeCaptureMPlane && len(f.q[outQ].bufs) > 0) {
 		return unix.EBUSY
 	}
-	p := &fm.Pix
+	p := fm.PixMP()
 	list := f.n.OutputFormats
-	if q.typ == v4l2.BufTypeCaptureMPlane {
+	if q.typ == v4l2uapi.BufTypeCaptureMPlane {
 		list = f.n.CaptureFormats
 	}
 	if len(list) == 0 {
@@ -306,8 +306,8 @@ func (f *File) sFmt(fm *v4l2.Format) error {
 		fourcc = list[0] // S_FMT adjusts rather than fails
 	}
 	f.setFormat(q, fourcc, p.Width, p.Height, p.PlaneFmt[0].SizeImage)
-	*p = v4l2.PixFormatMPlane{Width: q.width, Height: q.height, PixelFormat: q.fourcc, Field: v4l2.FieldNone, NumPlanes: 1}
-	p.PlaneFmt[0] = v4l2.PlanePixFormat{BytesPerLine: q.bytesPerLine, SizeImage: q.sizeImg}
+	*p = v4l2uapi.PixFormatMPlane{Width: q.width, Height: q.height, PixelFormat: q.fourcc, Field: v4l2uapi.FieldNone, NumPlanes: 1}
+	p.PlaneFmt[0] = v4l2uapi.PlanePixFormat{BytesPerLine: q.bytesPerLine, SizeImage: q.sizeImg}
 	return nil
 }
 
@@ -317,7 +317,7 @@ func (f *File) sFmt(fm *v4l2.Format) error {
 func (f *File) setFormat(q *queue, fourcc, w, h, size uint32) {
 	clamp := func(v uint32) uint32 { return min(max(v, 32), 1920) &^ 1 }
 	q.fourcc, q.width, q.height = fourcc, clamp(w), clamp(h)
-	if fourcc == v4l2.PixFmtH264 {
+	if fourcc == v4l2uapi.PixFmtH264 {
 		q.bytesPerLine = 0
 		q.sizeImg = capSizeSmall
 		if q.width*q.height > 1280*720 {
@@ -327,7 +327,7 @@ func (f *File) setFormat(q *queue, fourcc, w, h, size uint32) {
 		return
 	}
 	align := uint32(64)
-	if fourcc == v4l2.PixFmtNV12 {
+	if fourcc == v4l2uapi.PixFmtNV12 {
 		align = 32
 	}
 	q.bytesPerLine = (q.width + align - 1) &^ (align - 1)
@@ -336,19 +336,19 @@ func (f *File) setFormat(q *queue, fourcc, w, h, size uint32) {
 
 func (f *File) ctrl(id uint32) *int32 {
 	switch id {
-	case v4l2.CIDBitrateMode:
+	case v4l2uapi.CIDBitrateMode:
 		return &f.bitrateMode
-	case v4l2.CIDBitrate:
+	case v4l2uapi.CIDBitrate:
 		return &f.bitrate
-	case v4l2.CIDH264IPeriod:
+	case v4l2uapi.CIDH264IPeriod:
 		return &f.iPeriod
-	case v4l2.CIDH264Profile:
+	case v4l2uapi.CIDH264Profile:
 		return &f.profile
-	case v4l2.CIDH264Level:
+	case v4l2uapi.CIDH264Level:
 		return &f.level
-	case v4l2.CIDHeaderMode:
+	case v4l2uapi.CIDHeaderMode:
 		return &f.headerMode
-	case v4l2.CIDRepeatSeqHeader:
+	case v4l2uapi.CIDRepeatSeqHeader:
 		return &f.repeatSeq
 	}
 	return nil
@@ -356,28 +356,28 @@ func (f *File) ctrl(id uint32) *int32 {
 
 // sCtrl follows the control framework: integers clamp and round to the step, menus out
 // of range are ERANGE, masked menu items EINVAL, unknown controls EINVAL.
-func (f *File) sCtrl(c *v4l2.Control) error {
+func (f *File) sCtrl(c *v4l2uapi.Control) error {
 	v := c.Value
 	switch c.ID {
-	case v4l2.CIDForceKeyFrame:
+	case v4l2uapi.CIDForceKeyFrame:
 		f.forceKey = true
 		return nil
-	case v4l2.CIDBitrate:
+	case v4l2uapi.CIDBitrate:
 		v = (min(max(v, 25_000), 25_000_000) + 12_500) / 25_000 * 25_000
-	case v4l2.CIDH264IPeriod:
+	case v4l2uapi.CIDH264IPeriod:
 		v = max(v, 0)
-	case v4l2.CIDBitrateMode, v4l2.CIDHeaderMode, v4l2.CIDRepeatSeqHeader:
+	case v4l2uapi.CIDBitrateMode, v4l2uapi.CIDHeaderMode, v4l2uapi.CIDRepeatSeqHeader:
 		if v < 0 || v > 1 {
 			return unix.ERANGE
 		}
-	case v4l2.CIDH264Profile:
-		if v < 0 || v > v4l2.ProfileHigh {
+	case v4l2uapi.CIDH264Profile:
+		if v < 0 || v > v4l2uapi.ProfileHigh {
 			return unix.ERANGE
 		}
 		if v == 3 { // Extended: masked
 			return unix.EINVAL
 		}
-	case v4l2.CIDH264Level:
+	case v4l2uapi.CIDH264Level:
 		if v < 0 || v > 15 {
 			return unix.ERANGE
 		}
@@ -389,9 +389,9 @@ func (f *File) sCtrl(c *v4l2.Control) error {
 	return nil
 }
 
-func (f *File) reqBufs(rb *v4l2.RequestBuffers) error {
+func (f *File) reqBufs(rb *v4l2uapi.RequestBuffers) error {
 	q := f.queueOf(rb.Type)
-	if q == nil || rb.Memory != v4l2.MemoryMMAP {
+	if q == nil || rb.Memory != v4l2uapi.MemoryMMAP {
 		return unix.EINVAL
 	}
 	if q.streaming {
@@ -411,7 +411,7 @@ func (f *File) reqBufs(rb *v4l2.RequestBuffers) error {
 		q.bufs = make([]buffer, count)
 		q.pending, q.done = make([]int, 0, count), make([]int, 0, count)
 		base := uint32(0)
-		if q.typ == v4l2.BufTypeCaptureMPlane {
+		if q.typ == v4l2uapi.BufTypeCaptureMPlane {
 			base = captureOffsetBase
 		}
 		size := (q.sizeImg + pageSize - 1) &^ (pageSize - 1)
@@ -419,7 +419,7 @@ func (f *File) reqBufs(rb *v4l2.RequestBuffers) error {
 			q.bufs[i] = buffer{mem: make([]byte, q.sizeImg), offset: base + uint32(i)*size}
 		}
 	}
-	if q.typ == v4l2.BufTypeOutputMPlane && count == 0 {
+	if q.typ == v4l2uapi.BufTypeOutputMPlane && count == 0 {
 		f.state = StateInit
 	}
 	rb.Count = count
@@ -440,16 +440,16 @@ func (n *Node) cmaUsed() int {
 }
 
 // buf checks a buffer argument and returns its queue, buffer and first plane.
-func (f *File) buf(b *v4l2.Buffer) (*queue, *buffer, *v4l2.Plane, error) {
+func (f *File) buf(b *v4l2uapi.Buffer) (*queue, *buffer, *v4l2uapi.Plane, error) {
 	q := f.queueOf(b.Type)
-	if q == nil || b.Memory != v4l2.MemoryMMAP || int(b.Index) >= len(q.bufs) || b.Length < 1 || b.M == 0 {
+	if q == nil || b.Memory != v4l2uapi.MemoryMMAP || int(b.Index) >= len(q.bufs) || b.Length < 1 || b.M == 0 {
 		return nil, nil, nil, unix.EINVAL
 	}
-	p := *(**v4l2.Plane)(unsafe.Pointer(&b.M))
+	p := *(**v4l2uapi.Plane)(unsafe.Pointer(&b.M))
 	return q, &q.bufs[b.Index], p, nil
 }
 
-func (f *File) queryBuf(b *v4l2.Buffer) error {
+func (f *File) queryBuf(b *v4l2uapi.Buffer) error {
 	_, bf, p, err := f.buf(b)
 	if err != nil {
 		return err
@@ -459,16 +459,16 @@ func (f *File) queryBuf(b *v4l2.Buffer) error {
 }
 
 // fill writes a buffer's state into the caller's v4l2_buffer and plane.
-func fill(b *v4l2.Buffer, p *v4l2.Plane, bf *buffer) {
-	b.Flags = bf.flags | v4l2.BufFlagTimestampCopy
+func fill(b *v4l2uapi.Buffer, p *v4l2uapi.Plane, bf *buffer) {
+	b.Flags = bf.flags | v4l2uapi.BufFlagTimestampCopy
 	if bf.owned {
-		b.Flags |= v4l2.BufFlagQueued
+		b.Flags |= v4l2uapi.BufFlagQueued
 	}
-	b.Timestamp, b.Sequence, b.Field, b.Length = bf.ts, bf.seq, v4l2.FieldNone, 1
-	*p = v4l2.Plane{BytesUsed: bf.bytesUsed, Length: uint32(len(bf.mem)), M: uintptr(bf.offset)}
+	b.Timestamp, b.Sequence, b.Field, b.Length = bf.ts, bf.seq, v4l2uapi.FieldNone, 1
+	*p = v4l2uapi.Plane{BytesUsed: bf.bytesUsed, Length: uint32(len(bf.mem)), M: uintptr(bf.offset)}
 }
 
-func (f *File) qBuf(b *v4l2.Buffer) error {
+func (f *File) qBuf(b *v4l2uapi.Buffer) error {
 	q, bf, p, err := f.buf(b)
 	if err != nil {
 		return err
@@ -477,31 +477,31 @@ func (f *File) qBuf(b *v4l2.Buffer) error {
 		return unix.EINVAL
 	}
 	bf.owned, bf.flags, bf.bytesUsed = true, 0, 0
-	if q.typ == v4l2.BufTypeOutputMPlane {
+	if q.typ == v4l2uapi.BufTypeOutputMPlane {
 		bf.bytesUsed, bf.ts = p.BytesUsed, b.Timestamp
 		if bf.bytesUsed == 0 || bf.bytesUsed > uint32(len(bf.mem)) {
 			bf.bytesUsed = uint32(len(bf.mem)) // vb2: 0 means the whole buffer
 		}
 	}
 	q.pending = append(q.pending, int(b.Index))
-	if q.typ == v4l2.BufTypeCaptureMPlane && f.lastPending {
+	if q.typ == v4l2uapi.BufTypeCaptureMPlane && f.lastPending {
 		f.lastPending = false
-		f.complete(q, int(b.Index), 0, v4l2.BufFlagLast, unix.Timeval{})
+		f.complete(q, int(b.Index), 0, v4l2uapi.BufFlagLast, unix.Timeval{})
 		f.state = StateStopped
 	}
 	return nil
 }
 
-func (f *File) dqBuf(b *v4l2.Buffer) error {
+func (f *File) dqBuf(b *v4l2uapi.Buffer) error {
 	q := f.queueOf(b.Type)
-	if q == nil || b.Memory != v4l2.MemoryMMAP || b.Length < 1 || b.M == 0 {
+	if q == nil || b.Memory != v4l2uapi.MemoryMMAP || b.Length < 1 || b.M == 0 {
 		return unix.EINVAL
 	}
 	if !q.streaming {
 		return unix.EINVAL
 	}
 	if len(q.done) == 0 {
-		if q.typ == v4l2.BufTypeCaptureMPlane && f.lastTaken {
+		if q.typ == v4l2uapi.BufTypeCaptureMPlane && f.lastTaken {
 			return unix.EPIPE
 		}
 		return unix.EAGAIN
@@ -511,8 +511,8 @@ func (f *File) dqBuf(b *v4l2.Buffer) error {
 	bf := &q.bufs[i]
 	bf.owned = false
 	b.Index = uint32(i)
-	fill(b, *(**v4l2.Plane)(unsafe.Pointer(&b.M)), bf)
-	if bf.flags&v4l2.BufFlagLast != 0 {
+	fill(b, *(**v4l2uapi.Plane)(unsafe.Pointer(&b.M)), bf)
+	if bf.flags&v4l2uapi.BufFlagLast != 0 {
 		f.lastTaken = true
 	}
 	return nil
@@ -527,7 +527,7 @@ func (f *File) streamOn(typ uint32) error {
 		return nil
 	}
 	q.streaming = true
-	if typ == v4l2.BufTypeCaptureMPlane {
+	if typ == v4l2uapi.BufTypeCaptureMPlane {
 		// A fresh stream: new headers, a key frame first.
 		f.frames, f.sinceKey, f.headersSent, f.lastTaken, f.lastPending = 0, 0, false, false, false
 	}
@@ -547,7 +547,7 @@ func (f *File) streamOff(typ uint32) error {
 	for i := range q.bufs {
 		q.bufs[i].owned = false // back to the caller, contents undefined
 	}
-	if typ == v4l2.BufTypeCaptureMPlane {
+	if typ == v4l2uapi.BufTypeCaptureMPlane {
 		f.state, f.lastTaken, f.lastPending = StateReset, false, false
 	} else if f.state == StateEncoding || f.state == StateDrain {
 		f.state, f.drainLeft = StateStopped, 0
@@ -557,11 +557,11 @@ func (f *File) streamOff(typ uint32) error {
 
 // encoderCmd follows the bcm2835 where it departs from the spec: START is accepted and
 // changes nothing, and STOP during a drain returns 0.
-func (f *File) encoderCmd(c *v4l2.EncoderCommand) error {
+func (f *File) encoderCmd(c *v4l2uapi.EncoderCommand) error {
 	switch c.Cmd {
-	case v4l2.EncCmdStart:
+	case v4l2uapi.EncCmdStart:
 		return nil
-	case v4l2.EncCmdStop:
+	case v4l2uapi.EncCmdStop:
 	default:
 		return unix.EINVAL
 	}
@@ -607,7 +607,7 @@ func (f *File) run() {
 		}
 		key := f.frames == 0 || f.forceKey || (f.iPeriod > 0 && f.sinceKey >= int(f.iPeriod))
 		headers := key && (!f.headersSent || f.repeatSeq != 0)
-		if headers && f.headerMode == v4l2.HeaderModeSeparate {
+		if headers && f.headerMode == v4l2uapi.HeaderModeSeparate {
 			if len(cp.pending) < 2 {
 				return
 			}
@@ -621,13 +621,13 @@ func (f *File) run() {
 		}
 		ci := cp.pending[0]
 		au := f.encode(cp.bufs[ci].mem[:0], ob, key, headers)
-		flags := uint32(v4l2.BufFlagPFrame)
+		flags := uint32(v4l2uapi.BufFlagPFrame)
 		if key {
-			flags = v4l2.BufFlagKeyframe
+			flags = v4l2uapi.BufFlagKeyframe
 			f.sinceKey, f.forceKey = 0, false
 		}
 		if len(au) > len(cp.bufs[ci].mem) {
-			au, flags = nil, v4l2.BufFlagError
+			au, flags = nil, v4l2uapi.BufFlagError
 		}
 		f.frames++
 		f.sinceKey++
@@ -640,7 +640,7 @@ func (f *File) run() {
 			f.lastPending = true
 			return
 		}
-		f.complete(cp, cp.pending[0], 0, v4l2.BufFlagLast, unix.Timeval{})
+		f.complete(cp, cp.pending[0], 0, v4l2uapi.BufFlagLast, unix.Timeval{})
 		f.state = StateStopped
 	}
 }
@@ -687,11 +687,11 @@ func (f *File) encode(dst []byte, ob *buffer, key, headers bool) []byte {
 func (f *File) writeHeaders(dst []byte) []byte {
 	profile, constraints := byte(100), byte(0)
 	switch f.profile {
-	case v4l2.ProfileBaseline:
+	case v4l2uapi.ProfileBaseline:
 		profile = 66
-	case v4l2.ProfileConstrainedBP:
+	case v4l2uapi.ProfileConstrainedBP:
 		profile, constraints = 66, 0xc0 // constraint_set0 and set1, as x264 writes
-	case v4l2.ProfileMain:
+	case v4l2uapi.ProfileMain:
 		profile = 77
 	}
 	levelIDC := [...]byte{10, 9, 11, 12, 13, 20, 21, 22, 30, 31, 32, 40, 41, 42, 50, 51}[f.level]
@@ -729,7 +729,7 @@ func (f *File) pictureCRC(mem []byte) uint32 {
 		crc = crc32.Update(crc, crc32.IEEETable, mem[y*bpl:y*bpl+w])
 	}
 	chroma := mem[bpl*h:]
-	if q.fourcc == v4l2.PixFmtNV12 {
+	if q.fourcc == v4l2uapi.PixFmtNV12 {
 		if cap(f.scratch) < cw {
 			f.scratch = make([]byte, cw)
 		}

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"roombox/hal/linux/m2m"
-	"roombox/hal/linux/m2m/internal/v4l2"
+	"roombox/internal/v4l2uapi"
 )
 
 // Node is one /dev/video* node.
@@ -51,9 +51,9 @@ type Node struct {
 func Encoder() *Node {
 	return &Node{
 		Driver: "bcm2835-codec", Card: "bcm2835-codec-encode", BusInfo: "platform:bcm2835-codec",
-		Caps:           v4l2.CapVideoM2MMPlane | v4l2.CapStreaming | 0x00200000, // EXT_PIX_FORMAT
-		CaptureFormats: []uint32{v4l2.PixFmtH264},
-		OutputFormats:  []uint32{v4l2.PixFmtYU12, fcc("YV12"), v4l2.PixFmtNV12, fcc("NV21"), fcc("RGBP"), fcc("YUYV"), fcc("RGB3"), fcc("BGR4")},
+		Caps:           v4l2uapi.CapVideoM2MMPlane | v4l2uapi.CapStreaming | 0x00200000, // EXT_PIX_FORMAT
+		CaptureFormats: []uint32{v4l2uapi.PixFmtH264},
+		OutputFormats:  []uint32{v4l2uapi.PixFmtYU12, fcc("YV12"), v4l2uapi.PixFmtNV12, fcc("NV21"), fcc("RGBP"), fcc("YUYV"), fcc("RGB3"), fcc("BGR4")},
 		MinBuffers:     1,
 		tracing:        true,
 	}
@@ -63,7 +63,7 @@ func Encoder() *Node {
 func Decoder() *Node {
 	n := Encoder()
 	n.Card = "bcm2835-codec-decode"
-	n.CaptureFormats, n.OutputFormats = []uint32{v4l2.PixFmtYU12, v4l2.PixFmtNV12}, []uint32{v4l2.PixFmtH264, fcc("MPG2")}
+	n.CaptureFormats, n.OutputFormats = []uint32{v4l2uapi.PixFmtYU12, v4l2uapi.PixFmtNV12}, []uint32{v4l2uapi.PixFmtH264, fcc("MPG2")}
 	return n
 }
 
@@ -71,7 +71,7 @@ func Decoder() *Node {
 func ISP() *Node {
 	n := Encoder()
 	n.Card = "bcm2835-codec-isp"
-	n.CaptureFormats = []uint32{v4l2.PixFmtYU12, v4l2.PixFmtNV12, fcc("RGB3")}
+	n.CaptureFormats = []uint32{v4l2uapi.PixFmtYU12, v4l2uapi.PixFmtNV12, fcc("RGB3")}
 	return n
 }
 
@@ -79,7 +79,7 @@ func ISP() *Node {
 func Camera() *Node {
 	return &Node{
 		Driver: "uvcvideo", Card: "USB Camera", BusInfo: "usb-0000:01:00.0-1.3",
-		Caps: 0x00000001 | v4l2.CapStreaming, OutputFormats: nil, CaptureFormats: []uint32{fcc("YUYV")},
+		Caps: 0x00000001 | v4l2uapi.CapStreaming, OutputFormats: nil, CaptureFormats: []uint32{fcc("YUYV")},
 		tracing: true,
 	}
 }

@@ -7,15 +7,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"roombox/hal/linux/m2m/internal/v4l2"
+	"roombox/internal/v4l2uapi"
 )
 
 // ctx drives a File with raw ioctls, failing the test on unexpected errors.
 type ctx struct {
 	t     *testing.T
 	f     *File
-	buf   v4l2.Buffer
-	plane v4l2.Plane
+	buf   v4l2uapi.Buffer
+	plane v4l2uapi.Plane
 }
 
 func newCtx(t *testing.T) *ctx {
@@ -43,58 +43,58 @@ func (c *ctx) want(err error, want unix.Errno, what string) {
 }
 
 func (c *ctx) fmt(typ, fourcc uint32) error {
-	f := v4l2.Format{Type: typ}
-	f.Pix = v4l2.PixFormatMPlane{Width: 640, Height: 360, PixelFormat: fourcc, NumPlanes: 1}
-	return c.do(v4l2.SFmt, unsafe.Pointer(&f))
+	f := v4l2uapi.Format{Type: typ}
+	*f.PixMP() = v4l2uapi.PixFormatMPlane{Width: 640, Height: 360, PixelFormat: fourcc, NumPlanes: 1}
+	return c.do(v4l2uapi.SFmt, unsafe.Pointer(&f))
 }
 
 func (c *ctx) reqbufs(typ, n uint32) error {
-	rb := v4l2.RequestBuffers{Type: typ, Count: n, Memory: v4l2.MemoryMMAP}
-	return c.do(v4l2.ReqBufs, unsafe.Pointer(&rb))
+	rb := v4l2uapi.RequestBuffers{Type: typ, Count: n, Memory: v4l2uapi.MemoryMMAP}
+	return c.do(v4l2uapi.ReqBufs, unsafe.Pointer(&rb))
 }
 
 func (c *ctx) stream(on bool, typ uint32) error {
 	t := int32(typ)
 	if on {
-		return c.do(v4l2.StreamOn, unsafe.Pointer(&t))
+		return c.do(v4l2uapi.StreamOn, unsafe.Pointer(&t))
 	}
-	return c.do(v4l2.StreamOff, unsafe.Pointer(&t))
+	return c.do(v4l2uapi.StreamOff, unsafe.Pointer(&t))
 }
 
-func (c *ctx) bufArg(typ uint32, i int) *v4l2.Buffer {
-	c.plane = v4l2.Plane{}
-	c.buf = v4l2.Buffer{Type: typ, Index: uint32(i), Memory: v4l2.MemoryMMAP, Length: 1}
+func (c *ctx) bufArg(typ uint32, i int) *v4l2uapi.Buffer {
+	c.plane = v4l2uapi.Plane{}
+	c.buf = v4l2uapi.Buffer{Type: typ, Index: uint32(i), Memory: v4l2uapi.MemoryMMAP, Length: 1}
 	*(*unsafe.Pointer)(unsafe.Pointer(&c.buf.M)) = unsafe.Pointer(&c.plane)
 	return &c.buf
 }
 
 func (c *ctx) qbuf(typ uint32, i int) error {
-	return c.do(v4l2.QBuf, unsafe.Pointer(c.bufArg(typ, i)))
+	return c.do(v4l2uapi.QBuf, unsafe.Pointer(c.bufArg(typ, i)))
 }
 
 func (c *ctx) dqbuf(typ uint32) error {
-	return c.do(v4l2.DQBuf, unsafe.Pointer(c.bufArg(typ, 0)))
+	return c.do(v4l2uapi.DQBuf, unsafe.Pointer(c.bufArg(typ, 0)))
 }
 
 func (c *ctx) stop() error {
-	cmd := v4l2.EncoderCommand{Cmd: v4l2.EncCmdStop}
-	return c.do(v4l2.EncoderCmd, unsafe.Pointer(&cmd))
+	cmd := v4l2uapi.EncoderCommand{Cmd: v4l2uapi.EncCmdStop}
+	return c.do(v4l2uapi.EncoderCmd, unsafe.Pointer(&cmd))
 }
 
 const (
-	capT = v4l2.BufTypeCaptureMPlane
-	outT = v4l2.BufTypeOutputMPlane
+	capT = v4l2uapi.BufTypeCaptureMPlane
+	outT = v4l2uapi.BufTypeOutputMPlane
 )
 
 // TestModelRules checks the model against the rules of dev-encoder.rst and vb2 it claims.
 func TestModelRules(t *testing.T) {
 	c := newCtx(t)
-	c.must(c.fmt(capT, v4l2.PixFmtH264))
-	c.must(c.fmt(outT, v4l2.PixFmtYU12))
+	c.must(c.fmt(capT, v4l2uapi.PixFmtH264))
+	c.must(c.fmt(outT, v4l2uapi.PixFmtYU12))
 	c.want(c.stream(true, outT), unix.EINVAL, "STREAMON without buffers")
 	c.must(c.reqbufs(outT, 2))
-	c.want(c.fmt(capT, v4l2.PixFmtH264), unix.EBUSY, "S_FMT CAPTURE with OUTPUT buffers")
-	c.want(c.fmt(outT, v4l2.PixFmtYU12), unix.EBUSY, "S_FMT OUTPUT with buffers")
+	c.want(c.fmt(capT, v4l2uapi.PixFmtH264), unix.EBUSY, "S_FMT CAPTURE with OUTPUT buffers")
+	c.want(c.fmt(outT, v4l2uapi.PixFmtYU12), unix.EBUSY, "S_FMT OUTPUT with buffers")
 	c.must(c.reqbufs(capT, 2))
 	c.want(c.dqbuf(capT), unix.EINVAL, "DQBUF on a queue not streaming")
 	c.must(c.qbuf(capT, 0))
@@ -112,14 +112,14 @@ func TestModelRules(t *testing.T) {
 	c.want(c.reqbufs(capT, 4), unix.EBUSY, "REQBUFS while streaming")
 	c.want(c.dqbuf(capT), unix.EAGAIN, "DQBUF with nothing done")
 
-	ctrl := v4l2.Control{ID: v4l2.CIDH264Profile, Value: 3}
-	c.want(c.do(v4l2.SCtrl, unsafe.Pointer(&ctrl)), unix.EINVAL, "masked menu item")
-	ctrl = v4l2.Control{ID: v4l2.CIDH264Profile, Value: 7}
-	c.want(c.do(v4l2.SCtrl, unsafe.Pointer(&ctrl)), unix.ERANGE, "menu item out of range")
-	ctrl = v4l2.Control{ID: 0x00990000 | 0x1234}
-	c.want(c.do(v4l2.SCtrl, unsafe.Pointer(&ctrl)), unix.EINVAL, "unknown control")
-	ctrl = v4l2.Control{ID: v4l2.CIDBitrate, Value: 99_000_000}
-	c.must(c.do(v4l2.SCtrl, unsafe.Pointer(&ctrl)))
+	ctrl := v4l2uapi.Control{ID: v4l2uapi.CIDH264Profile, Value: 3}
+	c.want(c.do(v4l2uapi.SCtrl, unsafe.Pointer(&ctrl)), unix.EINVAL, "masked menu item")
+	ctrl = v4l2uapi.Control{ID: v4l2uapi.CIDH264Profile, Value: 7}
+	c.want(c.do(v4l2uapi.SCtrl, unsafe.Pointer(&ctrl)), unix.ERANGE, "menu item out of range")
+	ctrl = v4l2uapi.Control{ID: 0x00990000 | 0x1234}
+	c.want(c.do(v4l2uapi.SCtrl, unsafe.Pointer(&ctrl)), unix.EINVAL, "unknown control")
+	ctrl = v4l2uapi.Control{ID: v4l2uapi.CIDBitrate, Value: 99_000_000}
+	c.must(c.do(v4l2uapi.SCtrl, unsafe.Pointer(&ctrl)))
 	if ctrl.Value != 25_000_000 {
 		t.Fatalf("bitrate clamped to %d", ctrl.Value)
 	}
@@ -135,15 +135,15 @@ func TestModelRules(t *testing.T) {
 		t.Fatalf("poll %#x, want POLLIN for LAST", rev)
 	}
 	c.must(c.dqbuf(capT))
-	if c.buf.Flags&v4l2.BufFlagLast == 0 || c.plane.BytesUsed != 0 {
+	if c.buf.Flags&v4l2uapi.BufFlagLast == 0 || c.plane.BytesUsed != 0 {
 		t.Fatalf("drain: flags %#x used %d, want an empty LAST", c.buf.Flags, c.plane.BytesUsed)
 	}
 	if s := c.f.State(); s != StateStopped {
 		t.Fatalf("state %v after LAST", s)
 	}
 	c.want(c.dqbuf(capT), unix.EPIPE, "DQBUF CAPTURE after LAST")
-	start := v4l2.EncoderCommand{Cmd: v4l2.EncCmdStart}
-	c.must(c.do(v4l2.EncoderCmd, unsafe.Pointer(&start))) // a no-op on the bcm2835: still EPIPE
+	start := v4l2uapi.EncoderCommand{Cmd: v4l2uapi.EncCmdStart}
+	c.must(c.do(v4l2uapi.EncoderCmd, unsafe.Pointer(&start))) // a no-op on the bcm2835: still EPIPE
 	c.want(c.dqbuf(capT), unix.EPIPE, "DQBUF CAPTURE after LAST and START")
 
 	// Reset: STREAMOFF CAPTURE, STREAMON again starts a fresh stream.
@@ -163,10 +163,10 @@ func TestModelRules(t *testing.T) {
 // queued comes back as LAST.
 func TestModelSeparateHeaders(t *testing.T) {
 	c := newCtx(t)
-	c.must(c.fmt(capT, v4l2.PixFmtH264))
-	c.must(c.fmt(outT, v4l2.PixFmtYU12))
-	ctrl := v4l2.Control{ID: v4l2.CIDHeaderMode, Value: v4l2.HeaderModeSeparate}
-	c.must(c.do(v4l2.SCtrl, unsafe.Pointer(&ctrl)))
+	c.must(c.fmt(capT, v4l2uapi.PixFmtH264))
+	c.must(c.fmt(outT, v4l2uapi.PixFmtYU12))
+	ctrl := v4l2uapi.Control{ID: v4l2uapi.CIDHeaderMode, Value: v4l2uapi.HeaderModeSeparate}
+	c.must(c.do(v4l2uapi.SCtrl, unsafe.Pointer(&ctrl)))
 	c.must(c.reqbufs(outT, 1))
 	c.must(c.reqbufs(capT, 2))
 	c.must(c.qbuf(capT, 0))
@@ -194,7 +194,7 @@ func TestModelSeparateHeaders(t *testing.T) {
 	c.want(c.dqbuf(capT), unix.EAGAIN, "no CAPTURE buffer for LAST yet")
 	c.must(c.qbuf(capT, 0))
 	c.must(c.dqbuf(capT))
-	if c.buf.Flags&v4l2.BufFlagLast == 0 {
+	if c.buf.Flags&v4l2uapi.BufFlagLast == 0 {
 		t.Fatalf("flags %#x, want LAST", c.buf.Flags)
 	}
 }

@@ -1,4 +1,4 @@
-package v4l2
+package v4l2uapi
 
 import (
 	"runtime"
@@ -18,7 +18,7 @@ type abi struct {
 var common = map[string]uintptr{
 	"Capability": 104, "FmtDesc": 64, "RequestBuffers": 20, "StreamParm": 204,
 	"Control": 8, "EncoderCommand": 40, "PixFormatMPlane": 192, "PlanePixFormat": 20,
-	"Timecode": 16,
+	"Timecode": 16, "PixFormat": 48, "CaptureParm": 40, "QueryControl": 68, "FrmSizeEnum": 44,
 }
 
 var abis = map[string]abi{
@@ -28,7 +28,7 @@ var abis = map[string]abi{
 		sizes: map[string]uintptr{"Format": 204, "Buffer": 68, "Plane": 60},
 		offs:  map[string]uintptr{"Format.Pix": 4, "Buffer.Timestamp": 20, "Buffer.M": 52, "Buffer.Length": 56, "Plane.DataOffset": 12},
 		reqs: map[string]uint{
-			"SFmt": 0xc0cc5605, "QueryBuf": 0xc0445609, "QBuf": 0xc044560f, "DQBuf": 0xc0445611,
+			"GFmt": 0xc0cc5604, "SFmt": 0xc0cc5605, "QueryBuf": 0xc0445609, "QBuf": 0xc044560f, "DQBuf": 0xc0445611,
 		},
 	},
 }
@@ -37,7 +37,7 @@ var abi64 = abi{
 	sizes: map[string]uintptr{"Format": 208, "Buffer": 88, "Plane": 64},
 	offs:  map[string]uintptr{"Format.Pix": 8, "Buffer.Timestamp": 24, "Buffer.M": 64, "Buffer.Length": 72, "Plane.DataOffset": 16},
 	reqs: map[string]uint{
-		"SFmt": 0xc0d05605, "QueryBuf": 0xc0585609, "QBuf": 0xc058560f, "DQBuf": 0xc0585611,
+		"GFmt": 0xc0d05604, "SFmt": 0xc0d05605, "QueryBuf": 0xc0585609, "QBuf": 0xc058560f, "DQBuf": 0xc0585611,
 	},
 }
 
@@ -45,7 +45,7 @@ var abi64 = abi{
 var commonReqs = map[string]uint{
 	"QueryCap": 0x80685600, "EnumFmt": 0xc0405602, "ReqBufs": 0xc0145608,
 	"StreamOn": 0x40045612, "StreamOff": 0x40045613, "SParm": 0xc0cc5616,
-	"SCtrl": 0xc008561c, "EncoderCmd": 0xc028564d,
+	"SCtrl": 0xc008561c, "EncoderCmd": 0xc028564d, "QueryCtrl": 0xc0445624, "EnumFrameSizes": 0xc02c564a,
 }
 
 func TestLayout(t *testing.T) {
@@ -63,8 +63,10 @@ func TestLayout(t *testing.T) {
 		"RequestBuffers": unsafe.Sizeof(RequestBuffers{}), "StreamParm": unsafe.Sizeof(StreamParm{}),
 		"Control": unsafe.Sizeof(Control{}), "EncoderCommand": unsafe.Sizeof(EncoderCommand{}),
 		"PixFormatMPlane": unsafe.Sizeof(PixFormatMPlane{}), "PlanePixFormat": unsafe.Sizeof(PlanePixFormat{}),
-		"Timecode": unsafe.Sizeof(Timecode{}),
-		"Format":   unsafe.Sizeof(f), "Buffer": unsafe.Sizeof(b), "Plane": unsafe.Sizeof(p),
+		"Timecode": unsafe.Sizeof(Timecode{}), "PixFormat": unsafe.Sizeof(PixFormat{}),
+		"CaptureParm": unsafe.Sizeof(CaptureParm{}), "QueryControl": unsafe.Sizeof(QueryControl{}),
+		"FrmSizeEnum": unsafe.Sizeof(FrmSizeEnum{}),
+		"Format":      unsafe.Sizeof(f), "Buffer": unsafe.Sizeof(b), "Plane": unsafe.Sizeof(p),
 	}
 	for name, size := range common {
 		if got[name] != size {
@@ -77,7 +79,7 @@ func TestLayout(t *testing.T) {
 		}
 	}
 	offs := map[string]uintptr{
-		"Format.Pix": unsafe.Offsetof(f.Pix), "Buffer.Timestamp": unsafe.Offsetof(b.Timestamp),
+		"Format.Pix": unsafe.Offsetof(f.fmt), "Buffer.Timestamp": unsafe.Offsetof(b.Timestamp),
 		"Buffer.M": unsafe.Offsetof(b.M), "Buffer.Length": unsafe.Offsetof(b.Length),
 		"Plane.DataOffset": unsafe.Offsetof(p.DataOffset),
 	}
@@ -86,8 +88,17 @@ func TestLayout(t *testing.T) {
 			t.Errorf("offsetof %s = %d, want %d on %s", name, offs[name], off, runtime.GOARCH)
 		}
 	}
-	if o := unsafe.Offsetof(StreamParm{}.Output) + unsafe.Offsetof(OutputParm{}.TimePerFrame); o != 12 {
-		t.Errorf("offsetof StreamParm.parm.output.timeperframe = %d, want 12", o)
+	var sp StreamParm
+	for name, tpf := range map[string]*Fract{"output": &sp.Output().TimePerFrame, "capture": &sp.Capture().TimePerFrame} {
+		if o := uintptr(unsafe.Pointer(tpf)) - uintptr(unsafe.Pointer(&sp)); o != 12 {
+			t.Errorf("offsetof StreamParm.parm.%s.timeperframe = %d, want 12", name, o)
+		}
+	}
+	if o := uintptr(unsafe.Pointer(&f.Pix().BytesPerLine)) - uintptr(unsafe.Pointer(&f)); o != want.offs["Format.Pix"]+16 {
+		t.Errorf("offsetof Format.fmt.pix.bytesperline = %d, want %d", o, want.offs["Format.Pix"]+16)
+	}
+	if o := unsafe.Offsetof(FrmSizeEnum{}.Width); o != 12 {
+		t.Errorf("offsetof FrmSizeEnum.discrete = %d, want 12", o)
 	}
 	if o := unsafe.Offsetof(PixFormatMPlane{}.NumPlanes); o != 180 {
 		t.Errorf("offsetof PixFormatMPlane.NumPlanes = %d, want 180", o)
@@ -96,6 +107,7 @@ func TestLayout(t *testing.T) {
 		"QueryCap": QueryCap, "EnumFmt": EnumFmt, "SFmt": SFmt, "ReqBufs": ReqBufs,
 		"QueryBuf": QueryBuf, "QBuf": QBuf, "DQBuf": DQBuf, "StreamOn": StreamOn,
 		"StreamOff": StreamOff, "SParm": SParm, "SCtrl": SCtrl, "EncoderCmd": EncoderCmd,
+		"GFmt": GFmt, "QueryCtrl": QueryCtrl, "EnumFrameSizes": EnumFrameSizes,
 	}
 	for _, m := range []map[string]uint{commonReqs, want.reqs} {
 		for name, req := range m {
@@ -113,7 +125,7 @@ func TestFourCC(t *testing.T) {
 	for _, c := range []struct {
 		v    uint32
 		want string
-	}{{PixFmtH264, "H264"}, {PixFmtYU12, "YU12"}, {PixFmtNV12, "NV12"}} {
+	}{{PixFmtH264, "H264"}, {PixFmtYU12, "YU12"}, {PixFmtNV12, "NV12"}, {PixFmtYUYV, "YUYV"}} {
 		b := []byte{byte(c.v), byte(c.v >> 8), byte(c.v >> 16), byte(c.v >> 24)}
 		if string(b) != c.want {
 			t.Errorf("%#x = %q, want %q", c.v, b, c.want)
