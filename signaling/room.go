@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/rtcp"
+
+	"roombox/internal/backoff"
 )
 
 // TokenSource supplies access tokens to join with: the provisioned token, or a fresh one
@@ -469,12 +470,6 @@ func (r *Room) resubscribe(ctx context.Context, sess *Session) {
 // Backoff is the default wait before rejoin attempt n (1-based): exponential from 300 ms,
 // capped at 10 s, with up to 50 % random jitter so a room full of boxes does not retry in
 // step.
-func Backoff(n int) time.Duration {
-	const base, maxDelay = 300 * time.Millisecond, 10 * time.Second
-	d := base
-	for i := 1; i < n && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
+func Backoff(n int) time.Duration { return rejoinBackoff.Delay(n) }
+
+var rejoinBackoff = backoff.Policy{Base: 300 * time.Millisecond, Max: 10 * time.Second, Jitter: true}

@@ -3,11 +3,11 @@ package alsa
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"roombox/hal"
+	"roombox/internal/backoff"
 )
 
 // ReopeningMic is a microphone that survives being unplugged: ReadPCM opens the device
@@ -144,7 +144,7 @@ func (r *reopener[D]) get(ctx context.Context) (D, error) {
 		}
 		r.failures++
 		r.err = err
-		wait := backoff(r.failures)
+		wait := openBackoff.Delay(r.failures)
 		r.mu.Unlock()
 		if err := r.sleep(ctx, wait); err != nil {
 			return zero, err
@@ -204,15 +204,7 @@ func (r *reopener[D]) Close() error {
 	return r.dev.Close()
 }
 
-// backoff is the wait after the nth consecutive failed open: 250 ms doubling to 5 s,
+// openBackoff gives the wait after the nth consecutive failed open: 250 ms doubling to 5 s,
 // the upper half jittered so that a mic and a speaker on one USB device do not retry in
 // step.
-func backoff(n int) time.Duration {
-	const base, maxDelay = 250 * time.Millisecond, 5 * time.Second
-	d := base
-	for i := 1; i < n && d < maxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, maxDelay)
-	return d/2 + rand.N(d/2+1)
-}
+var openBackoff = backoff.Policy{Base: 250 * time.Millisecond, Max: 5 * time.Second, Jitter: true}

@@ -15,8 +15,8 @@ import (
 func TestBackoffIsCappedAndJittered(t *testing.T) {
 	for n, want := range map[int]time.Duration{1: 250 * time.Millisecond, 2: 500 * time.Millisecond, 5: 4 * time.Second, 6: 5 * time.Second, 100: 5 * time.Second} {
 		for range 50 {
-			if d := backoff(n); d < want/2 || d > want {
-				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, want/2, want)
+			if d := openBackoff.Delay(n); d < want/2 || d > want {
+				t.Fatalf("openBackoff.Delay(%d) = %v, want within [%v, %v]", n, d, want/2, want)
 			}
 		}
 	}

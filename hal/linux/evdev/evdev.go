@@ -25,6 +25,7 @@ import (
 
 	"roombox/hal"
 	"roombox/hal/linux/evdev/internal/input"
+	"roombox/internal/backoff"
 )
 
 // ErrUnplugged is why a device stopped: it was unplugged (a read returned ENODEV).
@@ -50,13 +51,10 @@ var DefaultKeys = map[uint16]string{
 	KeyCameraToggle: hal.ButtonCamera,
 }
 
-// Rescan delays: after an unplug or a scan that opened a device the next scan comes after
-// minScan, and each scan that finds nothing doubles the delay up to maxScan. There is no
-// jitter: a board's rescans compete with nobody.
-const (
-	minScan = 500 * time.Millisecond
-	maxScan = 30 * time.Second
-)
+// rescan is the delay between scans: after an unplug or a scan that opened a device the next
+// scan comes after 500 ms, and each scan that finds nothing doubles the delay up to 30 s.
+// There is no jitter: a board's rescans compete with nobody.
+var rescan = backoff.Policy{Base: 500 * time.Millisecond, Max: 30 * time.Second}
 
 // eventBatch is how many events one read takes; the kernel queues whole events.
 const eventBatch = 64
@@ -239,19 +237,19 @@ func (b *Buttons) scanLoop(ctx context.Context) {
 		}
 		b.setOpen(nil)
 	}()
-	next, delay := b.cfg.Clock.Now(), minScan
+	next, fruitless := b.cfg.Clock.Now(), 0 // fruitless: scans in a row that found nothing
 	for {
 		if err := b.waitUntil(ctx, next); err != nil {
 			return
 		}
 		if b.reap() {
-			delay = minScan // an unplugged device may come back soon
+			fruitless = 0 // an unplugged device may come back soon
 		} else if b.scan(ctx, &readers) > 0 {
-			delay = minScan
+			fruitless = 0
 		} else {
-			delay = min(2*delay, maxScan)
+			fruitless++
 		}
-		next = b.cfg.Clock.Now().Add(delay)
+		next = b.cfg.Clock.Now().Add(rescan.Delay(fruitless + 1))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"roombox/hal"
+	"roombox/internal/backoff"
 )
 
 // EventKind says what happened to a camera behind a Reopener.
@@ -147,7 +148,7 @@ func (r *Reopener) reopen(ctx context.Context) (hal.Camera, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(r.closing, cancel)()
-	wait := r.cfg.MinBackoff
+	curve := backoff.Policy{Base: r.cfg.MinBackoff, Max: r.cfg.MaxBackoff}
 	for attempt := 1; ; attempt++ {
 		cam, err := r.open(ctx)
 		if err == nil {
@@ -168,7 +169,7 @@ func (r *Reopener) reopen(ctx context.Context) (hal.Camera, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("v4l2: reopening camera: %w", ctx.Err())
 		}
-		now := r.cfg.Clock.Now()
+		now, wait := r.cfg.Clock.Now(), curve.Delay(attempt)
 		r.emit(Event{Kind: OpenFailed, Time: now, Attempt: attempt, Backoff: wait, Err: err})
 		if err := r.cfg.Clock.Wait(ctx, now.Add(wait)); err != nil {
 			if r.closing.Err() != nil {
@@ -176,7 +177,6 @@ func (r *Reopener) reopen(ctx context.Context) (hal.Camera, error) {
 			}
 			return nil, fmt.Errorf("v4l2: reopening camera: %w", err)
 		}
-		wait = min(2*wait, r.cfg.MaxBackoff)
 	}
 }
 
