@@ -120,7 +120,7 @@ test-cross: deps
 
 # The whole VM lab: internal/vmlab's TestLab with the guest's long checks too (every vivid
 # size, longer capture runs). make test runs the same boot with the short set.
-lab: deps lab-kernel build
+lab: deps lab-kernel livekit build
 	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab$$' -timeout $(TEST_TIMEOUT) ./internal/vmlab
 
 bench: deps livekit build

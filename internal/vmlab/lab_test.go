@@ -41,20 +41,23 @@ type suite struct {
 // labSuites run in this order: the guest checks, then the hal packages' own tests that need
 // the real drivers and skip without them, saying the lab runs them. alsa goes last: its test
 // unbinds the loopback card (a hot-unplug) before binding it again.
+// The guest checks are built with cgo: the room check decodes Opus and uses alsa-lib.
 var labSuites = []suite{
-	{name: "guest", pkg: "./guest", tags: "vmlabguest",
+	{name: "guest", pkg: "./guest", tags: "vmlabguest", cgo: true,
 		require: []string{"TestVividCapture", "TestLoopback", "TestLoopbackCarriesAudio", "TestUinput",
-			"TestRoomboxSim", "TestRoomboxLinux", "TestV4L2CheckCapture", "TestV4L2CheckReplug", "TestEvdevCheckUinput"},
+			"TestRoomboxSim", "TestRoomboxLinux", "TestRoomboxRoom", "TestV4L2CheckCapture", "TestV4L2CheckReplug",
+			"TestEvdevCheckUinput"},
 		full: []string{"TestVividSizes"}},
 	{name: "alsa", pkg: "roombox/hal/linux/alsa", cgo: true, run: "^TestSndAloop$", require: []string{"TestSndAloop"}},
 }
 
 // TestLab boots Debian's kernel under qemu with an initramfs holding busybox, the lab's
 // modules, the roombox binary ($ROOMBOX_BIN with its shared libraries, and alsa-lib's
-// configuration for --hal linux) and the labSuites' test binaries, runs those in one boot
-// against the real drivers, and requires them to pass. It needs `make lab-kernel` (the
-// kernel cache), qemu-system-x86_64 and busybox-static (make deps) and `make build`; without
-// them it fails saying so.
+// configuration for --hal linux), livekit-server ($ROOMBOX_LIVEKIT_SERVER, for the room
+// check) and the labSuites' test binaries, runs those in one boot against the real drivers,
+// and requires them to pass. It needs `make lab-kernel` (the kernel cache),
+// qemu-system-x86_64 and busybox-static (make deps), `make build` and `make livekit`;
+// without them it fails saying so.
 func TestLab(t *testing.T) {
 	started := time.Now()
 	full := os.Getenv("ROOMBOX_LAB") == "full"
@@ -66,6 +69,13 @@ func TestLab(t *testing.T) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("no roombox binary (%v): run make build or set ROOMBOX_BIN", err)
 	}
+	lk := os.Getenv("ROOMBOX_LIVEKIT_SERVER")
+	if lk == "" {
+		lk = "../../bin/livekit-server"
+	}
+	if _, err := os.Stat(lk); err != nil {
+		t.Fatalf("no livekit-server (%v): run make livekit or set ROOMBOX_LIVEKIT_SERVER", err)
+	}
 	timeout := 4 * time.Minute
 	if full {
 		timeout = 15 * time.Minute
@@ -75,7 +85,7 @@ func TestLab(t *testing.T) {
 
 	g := Guest{Kernel: k, Busybox: labBusybox(t), Modules: labModules}
 	tmp := t.TempDir()
-	executables := map[string]string{"/bin/roombox": bin}
+	executables := map[string]string{"/bin/roombox": bin, "/bin/livekit-server": lk}
 	for _, s := range labSuites {
 		host := filepath.Join(tmp, s.name+".test")
 		build := exec.CommandContext(ctx, "go", "test", "-c", "-tags", s.tags, "-o", host, s.pkg)
@@ -98,7 +108,7 @@ func TestLab(t *testing.T) {
 			}
 		}
 		g.Commands = append(g.Commands, Command{Name: s.name, Argv: args,
-			Env: []string{"ROOMBOX_BIN=/bin/roombox", "TMPDIR=/tmp"}})
+			Env: []string{"ROOMBOX_BIN=/bin/roombox", "ROOMBOX_LIVEKIT_SERVER=/bin/livekit-server", "TMPDIR=/tmp"}})
 	}
 	ir, err := g.Initramfs()
 	if err != nil {
