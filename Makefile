@@ -119,7 +119,8 @@ test-cross: deps
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static $(CROSS_PKGS)
 
 # The whole VM lab: internal/vmlab's TestLab with the guest's long checks too (every vivid
-# size, longer capture runs). make test runs the same boot with the short set.
+# size, longer capture runs and room tones). make test runs the same boot with the short set.
+# livekit-server goes into the VM for the room check.
 lab: deps lab-kernel livekit build
 	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab$$' -timeout $(TEST_TIMEOUT) ./internal/vmlab
 

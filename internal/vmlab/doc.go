@@ -13,9 +13,12 @@
 // group when the context ends, and parses what the console printed.
 //
 // TestLab (in go test ./...) builds test binaries, boots once, runs them with -test.v in the
-// VM and requires them to pass: the guest package's tests (tag vmlabguest: raw-ioctl checks
-// of the drivers, the hal/linux checks, the roombox daemon with --hal sim and --hal linux)
-// and the hal packages' own tests that need real drivers (alsa's TestSndAloop). `make lab`
+// VM and requires them to pass: the guest package's tests (tag vmlabguest, built with cgo:
+// raw-ioctl checks of the drivers, the hal/linux checks, the roombox daemon with --hal sim
+// and --hal linux, and that daemon in a room on a livekit-server the guest runs on loopback,
+// its camera, mic and speaker checked through vivid and snd-aloop from a participant on the
+// project's own client) and the hal packages' own tests that need real drivers (alsa's
+// TestSndAloop). The initramfs holds $ROOMBOX_LIVEKIT_SERVER as /bin/livekit-server. `make lab`
 // runs it with ROOMBOX_LAB=full, adding the long ones. A new hardware check is a test in
 // package guest, which runs in every boot, or a labSuites entry for a package's own tests;
 // a suite's require names the tests that must be seen to pass, its full those kept to make

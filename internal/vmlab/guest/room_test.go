@@ -51,13 +51,14 @@ const (
 //     and read back from the loopback's far side, where there was silence while the same
 //     participant's track was muted at its source.
 //
-// -test.short measures each tone until it is first heard and over the next second; the
-// full lab over five seconds.
+// Each tone is measured from when it is first heard, over two seconds (-test.short, in make
+// test) or five (make lab). Under TCG, with x264 taking most of the one vCPU, the speaker
+// path has dropouts (silent 100 ms windows); the check wants the tone in most windows.
 func TestRoomboxRoom(t *testing.T) {
 	const room = "lab"
 	hold := 5 * time.Second
 	if testing.Short() {
-		hold = time.Second
+		hold = 2 * time.Second
 	}
 	start := time.Now()
 	srv := lktest.Start(t, lktest.WithStartTimeout(2*time.Minute))
@@ -101,6 +102,20 @@ func TestRoomboxRoom(t *testing.T) {
 	time.Sleep(hold)
 	report(t, "vmlab_room_mic_440hz", "440 Hz in the device's Opus", lis.mic.between(heardAt, heardAt.Add(hold)), toneHeard)
 
+	// The camera, which has been sending all along.
+	testwait.For(t, "an IDR and 10 access units from the device's camera", time.Minute, func() bool {
+		aus, idr := lis.video()
+		return aus >= 10 && !idr.IsZero()
+	})
+	aus, idr := lis.video()
+	t.Logf("figure: vmlab_room_provision_to_first_idr=%.1f s", idr.Sub(provisioned).Seconds())
+	t.Logf("video: %d H.264 access units in %.1f s since provisioning", aus, time.Since(provisioned).Seconds())
+	// Then the camera goes off (x264 then encodes a black frame a second): one vCPU under
+	// TCG cannot run x264 at 30 fps and keep the speaker's 42 ms buffer fed (a quarter to a
+	// half of the speaker's 100 ms windows were silent with it on), where a box encodes in
+	// hardware.
+	d.cli(t, "mute", "--state-dir", d.state, "camera")
+
 	// The speaker: the talker's silence on the far side until it is unmuted. By now the
 	// daemon has subscribed to it (it plays every audio track in the room).
 	mic, err := alsa.OpenMic(alsa.Config{Device: loopFarSide})
@@ -129,14 +144,6 @@ func TestRoomboxRoom(t *testing.T) {
 	report(t, "vmlab_room_speaker_660hz", "660 Hz from the speaker on the loopback",
 		ear.between(heardAt, heardAt.Add(hold)), speakerHeard)
 
-	// The camera, which has been sending all along.
-	testwait.For(t, "an IDR and 10 access units from the device's camera", time.Minute, func() bool {
-		aus, idr := lis.video()
-		return aus >= 10 && !idr.IsZero()
-	})
-	aus, idr := lis.video()
-	t.Logf("figure: vmlab_room_provision_to_first_idr=%.1f s", idr.Sub(provisioned).Seconds())
-	t.Logf("video: %d H.264 access units in %.1f s since provisioning", aus, time.Since(provisioned).Seconds())
 	d.stop(t)
 }
 
@@ -208,9 +215,9 @@ func loudest(ls []level) float64 {
 	return v
 }
 
-// report logs the levels' median and minimum as figures NAME_median and NAME_min and
-// requires the median to carry the tone: under TCG a late packet or an xrun may dent a few
-// measurements, not most.
+// report logs the levels' median and peak as figures NAME_median and NAME_peak, and the
+// share of silent measurements as NAME_silent, and requires the median to carry the tone:
+// under TCG a late packet or an xrun may dent a few measurements, not most.
 func report(t *testing.T, name, what string, ls []level, want float64) {
 	t.Helper()
 	if len(ls) == 0 {
@@ -225,7 +232,14 @@ func report(t *testing.T, name, what string, ls []level, want float64) {
 	slices.Sort(v)
 	median := v[len(v)/2]
 	t.Logf("figure: %s_median=%.1f dBFS", name, median)
-	t.Logf("figure: %s_min=%.1f dBFS", name, v[0])
+	t.Logf("figure: %s_peak=%.1f dBFS", name, v[len(v)-1])
+	silent := 0
+	for _, x := range v {
+		if x < toneSilent {
+			silent++
+		}
+	}
+	t.Logf("figure: %s_silent=%.0f %%", name, 100*float64(silent)/float64(len(v)))
 	if median < want {
 		t.Errorf("%s: median %.1f dBFS, want above %.0f", what, median, want)
 	}
