@@ -164,8 +164,13 @@ func (p *alsaPCM) close() error {
 
 // err maps a negative errno to the sentinels the stream logic recovers from. Any other
 // error on a PCM whose device is gone is ErrUnplugged too: after a disconnect some calls
-// report EBADFD or EIO rather than ENODEV.
+// report EBADFD or EIO rather than ENODEV. A wait's EIO (poll reporting an error) counts
+// as unplugged even before the state says so: seen on snd-aloop while its card is being
+// unbound, and a device that errors its poll is best reopened either way.
 func (p *alsaPCM) err(op string, rc C.int) error {
+	if -rc == C.EIO && op == "snd_pcm_wait" {
+		return ErrUnplugged
+	}
 	switch -rc {
 	case C.EAGAIN:
 		return errAgain
