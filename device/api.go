@@ -131,6 +131,9 @@ type Options struct {
 	// ProvisionFile is a provisioning token file (on the boot partition) consumed at start:
 	// read, applied, deleted. Empty: none.
 	ProvisionFile string
+	// PinsFile is the GPIO pin map (YAML, hal/linux/gpio) of the linux hal; empty: the
+	// documented Raspberry Pi default.
+	PinsFile string
 	// board, set by tests in this package, runs the daemon on it instead of opening Hal.
 	board *hal.Board
 }

@@ -2,7 +2,9 @@ package device
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 
 	"roombox/hal"
 	"roombox/hal/linux"
@@ -16,9 +18,19 @@ import (
 
 // openLinuxBoard attaches the real hardware that is there: camera, ALSA "default" mic and
 // speaker, hardware encoder, GPIO
-// buttons and LED (the documented Raspberry Pi pin map), input-device keys. What is absent
+// buttons and LED (pinsFile, or the documented Raspberry Pi pin map), input-device keys. What is absent
 // is skipped, not fatal: the report says which.
-func openLinuxBoard(ctx context.Context, log *slog.Logger) (*hal.Board, error) {
+func openLinuxBoard(ctx context.Context, pinsFile string, log *slog.Logger) (*hal.Board, error) {
+	pins := gpio.DefaultPinMap()
+	if pinsFile != "" {
+		data, err := os.ReadFile(pinsFile)
+		if err != nil {
+			return nil, fmt.Errorf("device: pin map: %w", err)
+		}
+		if pins, err = gpio.ParseConfig(data); err != nil {
+			return nil, fmt.Errorf("device: pin map %s: %w", pinsFile, err)
+		}
+	}
 	clock := sim.RealClock{}
 	buttons := &linux.Buttons{Clock: clock, Log: log}
 	b, rep, err := linux.NewBoard(ctx, linux.Config{
@@ -28,7 +40,7 @@ func openLinuxBoard(ctx context.Context, log *slog.Logger) (*hal.Board, error) {
 			alsa.MicPart(alsa.Config{Clock: clock}),
 			alsa.SpeakerPart(alsa.Config{Clock: clock}),
 			linux.EncoderPart(m2m.Finder{}),
-			buttons.GPIOPart(gpio.DefaultPinMap()),
+			buttons.GPIOPart(pins),
 			buttons.EvdevPart(evdev.Config{}),
 			buttons.Part(),
 		},

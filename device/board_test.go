@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +121,17 @@ func TestEncoderChoice(t *testing.T) {
 	testwait.For(t, "the camera published with the software encoder", 10*time.Second, func() bool {
 		return publishedSources(t, srv, "enc", "sw")[livekit.TrackSource_CAMERA]
 	})
+}
+
+// A pin map file that does not parse stops the linux hal with a message naming the file
+// and the key, before any hardware is claimed.
+func TestLinuxBoardBadPinMap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pins.yaml")
+	if err := os.WriteFile(path, []byte("buttons:\n  mic: {line: GPIO17, bogus: 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openLinuxBoard(context.Background(), path, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "pin map "+path) || !strings.Contains(err.Error(), "field bogus") {
+		t.Fatalf("bad pin map: %v", err)
+	}
 }

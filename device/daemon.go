@@ -185,7 +185,7 @@ func openBoard(ctx context.Context, opts Options, log *slog.Logger) (*hal.Board,
 	case "sim", "":
 		return sim.NewBoard(sim.Config{Width: simWidth, Height: simHeight, FPS: simFPS})
 	case "linux":
-		return openLinuxBoard(ctx, log)
+		return openLinuxBoard(ctx, opts.PinsFile, log)
 	}
 	return nil, fmt.Errorf("device: unknown hal %q (want sim or linux)", opts.Hal)
 }

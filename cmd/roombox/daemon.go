@@ -47,6 +47,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	addr := fs.String("http", "", "control page `address` (default 127.0.0.1:8080 with --hal sim, :80 otherwise)")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	keyFile := fleetKeyFlag(fs)
+	pinsFile := fs.String("pins", "", "GPIO pin map `file` (YAML) for --hal linux; default the Raspberry Pi map in docs/HARDWARE.md")
 	provisionFile := fs.String("provision-file", "", "provisioning token `file` (on the boot partition) applied and deleted at start")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -74,7 +75,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	err = runDaemon(ctx, device.Options{Hal: *hal, StateDir: *dir, HTTPAddr: *addr, Logger: log,
-		FleetKey: key, ProvisionFile: *provisionFile})
+		FleetKey: key, ProvisionFile: *provisionFile, PinsFile: *pinsFile})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // stopped by a signal: a clean exit
 	}
