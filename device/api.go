@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"roombox/hal"
 )
@@ -136,4 +137,9 @@ type Options struct {
 	PinsFile string
 	// board, set by tests in this package, runs the daemon on it instead of opening Hal.
 	board *hal.Board
+	// stall, set by tests in this package, stalls the daemon's main loop once it is closed:
+	// the loop stops petting systemd's watchdog, as a stuck one would.
+	stall <-chan struct{}
+	// encodeStall, set by tests in this package, replaces the package's encodeStall.
+	encodeStall time.Duration
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	systemd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 
@@ -42,6 +43,9 @@ type daemon struct {
 	encoder string // which encoder venc is, for Status
 	// playback plays the room through the speaker; nil on a board without one.
 	playback *media.Playback
+	// steps time the encoders' calls for the watchdog's health check (sdnotify.go).
+	steps       []*stepTimer
+	encodeStall time.Duration
 
 	videoTrack *webrtc.TrackLocalStaticSample
 	audioTrack *webrtc.TrackLocalStaticSample
@@ -73,7 +77,10 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	d := &daemon{store: store, trust: Trust{FleetKey: opts.FleetKey},
-		logs: newLogRing(logLines), metrics: newDeviceMetrics(), consoleLog: log}
+		logs: newLogRing(logLines), metrics: newDeviceMetrics(), consoleLog: log, encodeStall: encodeStall}
+	if opts.encodeStall > 0 {
+		d.encodeStall = opts.encodeStall
+	}
 	log = d.logs.wrap(log)
 	d.log = log
 	if d.trust.DeviceID, err = store.DeviceID(); err != nil {
@@ -99,8 +106,13 @@ func Run(ctx context.Context, opts Options) error {
 		d.consumeProvisionFile(ctx, opts.ProvisionFile)
 	}
 
+	api, err := listenLocalAPI(ctx, SocketPath(store.Dir()))
+	if err != nil {
+		return err
+	}
 	web, err := newWebServer(d, store, opts.HTTPAddr, log)
 	if err != nil {
+		api.Close()
 		return err
 	}
 
@@ -128,16 +140,15 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	spawn("buttons", d.watchButtons)
 	spawn("room", d.room.run)
-	spawn("localapi", func(ctx context.Context) error { return ServeLocalAPI(ctx, store.Dir(), d, log) })
+	spawn("localapi", func(ctx context.Context) error { return serveLocalAPI(ctx, api, d, log) })
 	spawn("http", web.serve)
 	log.Info("roombox running", "hal", d.board.Name, "state_dir", store.Dir(), "http", web.addr())
+	// Both listeners are bound (connections queue until Serve runs), the board is open and
+	// the stored state applied: what systemd's Type=notify waits for.
+	d.notify(systemd.SdNotifyReady)
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errs:
-		log.Error("stopping", "err", runErr)
-	}
+	runErr := d.supervise(ctx, errs, opts.stall)
+	d.notify(systemd.SdNotifyStopping)
 	cancel()
 	wg.Wait()
 	return runErr
@@ -199,9 +210,13 @@ func (d *daemon) setupMedia() error {
 			return fmt.Errorf("device: video track: %w", err)
 		}
 		f := cam.Format()
-		if d.venc, d.encoder, err = d.openEncoder(hal.EncoderConfig{Width: f.Width, Height: f.Height, FPS: f.FPS, Bitrate: videoBPS}); err != nil {
+		var venc hal.VideoEncoder
+		if venc, d.encoder, err = d.openEncoder(hal.EncoderConfig{Width: f.Width, Height: f.Height, FPS: f.FPS, Bitrate: videoBPS}); err != nil {
 			return err
 		}
+		vstep := &stepTimer{name: "video encoder"}
+		d.steps = append(d.steps, vstep)
+		d.venc = timedVideoEncoder{VideoEncoder: venc, t: vstep}
 		d.video = media.NewVideo(cam, d.venc, d.videoTrack)
 	}
 	if d.board.Speaker != nil {
@@ -217,7 +232,9 @@ func (d *daemon) setupMedia() error {
 		if err != nil {
 			return err
 		}
-		if d.audio, err = media.NewAudio(d.board.Mic, aenc, d.audioTrack); err != nil {
+		astep := &stepTimer{name: "audio encoder"}
+		d.steps = append(d.steps, astep)
+		if d.audio, err = media.NewAudio(d.board.Mic, timedAudioEncoder{AudioEncoder: aenc, t: astep}, d.audioTrack); err != nil {
 			return err
 		}
 	}

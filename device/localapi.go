@@ -81,6 +81,12 @@ func ServeLocalAPI(ctx context.Context, dir string, c Controller, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	return serveLocalAPI(ctx, ln, c, log)
+}
+
+// serveLocalAPI is ServeLocalAPI on a socket already bound: the daemon binds it before it
+// tells systemd it is ready, so a client started after READY=1 finds it answering.
+func serveLocalAPI(ctx context.Context, ln *net.UnixListener, c Controller, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           NewLocalAPIHandler(c, log),
 		ReadHeaderTimeout: 10 * time.Second,

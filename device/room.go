@@ -64,7 +64,7 @@ func nextState(provisioned, resuming bool, rs signaling.RoomState) State {
 }
 
 func (r *roomLink) updateState() {
-	cfg, _ := r.d.provisioning()
+	cfg, info := r.d.provisioning()
 	var rs signaling.RoomState
 	room := r.current()
 	if room != nil {
@@ -82,6 +82,7 @@ func (r *roomLink) updateState() {
 		}
 		r.log.Info(fmt.Sprintf("state %s -> %s", prev, next), args...)
 		r.d.metrics.stateChanged()
+		r.d.notifyState(next, info.Room)
 	}
 }
 
