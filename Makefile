@@ -26,7 +26,7 @@ LAB_KERNEL := $(CURDIR)/.cache/lab/kernel
 TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOMBOX_LAB_KERNEL=$(LAB_KERNEL)
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps browser-deps npm-deps livekit lab-kernel build test test-browser test-cross lab bench lint run clean
+.PHONY: all deps systemd-deps browser-deps npm-deps livekit lab-kernel build test test-browser test-cross lab bench lint run clean
 
 all: build
 
@@ -41,6 +41,18 @@ deps:
 		$(SUDO) apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
+
+# systemd-analyze, systemd-sysusers and systemd-tmpfiles for the unit's tests (systemd/):
+# Debian's systemd package, checked with one dpkg query. Another apt run holding the dpkg
+# lock is waited for (up to 10 minutes) rather than failing the build.
+systemd-deps:
+	@dpkg -s systemd >/dev/null 2>&1 && command -v systemd-analyze >/dev/null || { \
+		echo "systemd-deps: installing systemd"; \
+		for try in $$(seq 60); do \
+			$(SUDO) apt-get -o DPkg::Lock::Timeout=10 update && \
+			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=10 install -y --no-install-recommends systemd && exit 0; \
+			echo "systemd-deps: apt failed (dpkg lock held?); retrying in 10 s"; sleep 10; \
+		done; exit 1; }
 
 # Browser tests (test/browser): Debian's chromium at /usr/bin/chromium, and Node.js with npm
 # to run playwright-core and to serve livekit-client. A machine that already has node and
@@ -103,7 +115,7 @@ build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(ROOMBOX) ./cmd/roombox
 
-test: deps browser-deps npm-deps livekit lab-kernel build
+test: deps systemd-deps browser-deps npm-deps livekit lab-kernel build
 	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory test-cross lint
 

@@ -3,99 +3,26 @@ package device
 import (
 	"context"
 	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"roombox/hal"
 	"roombox/internal/lktest"
+	"roombox/internal/notifytest"
 	"roombox/internal/testwait"
 	"roombox/media"
 )
 
-// listenNotify is systemd's side of the notify protocol for one test: a unixgram socket
-// named in NOTIFY_SOCKET, with WATCHDOG_USEC set to watchdog, and the messages it receives.
-// It sets the environment, so its tests cannot be parallel.
-func listenNotify(t *testing.T, watchdog time.Duration) <-chan string {
+// listenNotify is a notify socket named in NOTIFY_SOCKET, with WATCHDOG_USEC set to
+// watchdog. It sets the environment, so its tests cannot be parallel.
+func listenNotify(t *testing.T, watchdog time.Duration) *notifytest.Socket {
 	t.Helper()
-	// Not t.TempDir: its path can exceed a socket address's 108 bytes.
-	dir, err := os.MkdirTemp("", "notify")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	t.Setenv("NOTIFY_SOCKET", path)
+	s := notifytest.Listen(t)
+	t.Setenv("NOTIFY_SOCKET", s.Path)
 	t.Setenv("WATCHDOG_USEC", strconv.FormatInt(watchdog.Microseconds(), 10))
-	msgs := make(chan string, 1024)
-	go func() {
-		defer close(msgs)
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			msgs <- string(buf[:n])
-		}
-	}()
-	return msgs
-}
-
-// awaitNotify reads msgs until one equal to want (or, with a trailing "*", starting with
-// it), failing after d, and returns the messages read before it.
-func awaitNotify(t *testing.T, msgs <-chan string, want string, d time.Duration) []string {
-	t.Helper()
-	var before []string
-	timeout := time.After(d)
-	for {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				t.Fatalf("notify socket closed waiting for %q; read %q", want, before)
-			}
-			if m == want || strings.HasSuffix(want, "*") && strings.HasPrefix(m, strings.TrimSuffix(want, "*")) {
-				return before
-			}
-			before = append(before, m)
-		case <-timeout:
-			t.Fatalf("no %q within %v; read %q", want, d, before)
-		}
-	}
-}
-
-// collectNotify returns every message that arrives within d.
-func collectNotify(msgs <-chan string, d time.Duration) []string {
-	var got []string
-	timeout := time.After(d)
-	for {
-		select {
-		case m := <-msgs:
-			got = append(got, m)
-		case <-timeout:
-			return got
-		}
-	}
-}
-
-func countNotify(msgs []string, want string) int {
-	n := 0
-	for _, m := range msgs {
-		if m == want {
-			n++
-		}
-	}
-	return n
+	return s
 }
 
 // runNotified runs the daemon on board, unprovisioned, until stop is cancelled (or the test
@@ -125,8 +52,8 @@ func TestSystemdNotify(t *testing.T) {
 	stall := make(chan struct{})
 	dir, run := runNotified(t, stop, simParts(t), Options{stall: stall})
 
-	before := awaitNotify(t, msgs, "READY=1", 20*time.Second)
-	if countNotify(before, "STATUS=unprovisioned") != 1 {
+	before := msgs.Await(t, "READY=1", 20*time.Second)
+	if notifytest.Count(before, "STATUS=unprovisioned") != 1 {
 		t.Fatalf("before READY=1: %q; want STATUS=unprovisioned once", before)
 	}
 	// Ready means ready: the LocalAPI answers at once, no retry.
@@ -136,23 +63,23 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatalf("LocalAPI after READY=1: %+v, %v", st, err)
 	}
 
-	healthy := collectNotify(msgs, 4*watchdog)
-	if n := countNotify(healthy, "WATCHDOG=1"); n < 5 {
+	healthy := msgs.Collect(4 * watchdog)
+	if n := notifytest.Count(healthy, "WATCHDOG=1"); n < 5 {
 		t.Fatalf("%d WATCHDOG=1 in %v with WATCHDOG_USEC=%v, want >= 5 (one each half interval): %q", n, 4*watchdog, watchdog, healthy)
 	}
 
 	close(stall)
 	// A pet already due as the loop stalled may still arrive within half an interval.
-	collectNotify(msgs, watchdog/2)
+	msgs.Collect(watchdog / 2)
 	// The rest of the daemon still runs: a provisioning changes the state, and STATUS= says so.
 	if err := api.Provision(ctx, Provisioning{URL: "ws://127.0.0.1:1", Token: lktest.Token(t, "boardroom", "box")}); err != nil {
 		t.Fatal(err)
 	}
-	stalled := collectNotify(msgs, 3*watchdog)
-	if n := countNotify(stalled, "WATCHDOG=1"); n != 0 {
+	stalled := msgs.Collect(3 * watchdog)
+	if n := notifytest.Count(stalled, "WATCHDOG=1"); n != 0 {
 		t.Fatalf("%d WATCHDOG=1 in the %v after the main loop stalled, want none: %q", n, 3*watchdog, stalled)
 	}
-	if countNotify(stalled, "STATUS=connecting room=boardroom") != 1 {
+	if notifytest.Count(stalled, "STATUS=connecting room=boardroom") != 1 {
 		t.Fatalf("after provisioning with the main loop stalled: %q; want STATUS=connecting room=boardroom", stalled)
 	}
 
@@ -161,7 +88,7 @@ func TestSystemdNotify(t *testing.T) {
 	if err := run.Err(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	awaitNotify(t, msgs, "STOPPING=1", time.Second)
+	msgs.Await(t, "STOPPING=1", time.Second)
 }
 
 // wedgingEncoder is an encoder whose Encode blocks while wedged is set: a wedged hardware
@@ -193,16 +120,16 @@ func TestWatchdogEncoderStall(t *testing.T) {
 	}
 	runNotified(t, t.Context(), board, Options{encodeStall: watchdog})
 
-	awaitNotify(t, msgs, "READY=1", 20*time.Second)
-	awaitNotify(t, msgs, "WATCHDOG=1", 2*watchdog)
+	msgs.Await(t, "READY=1", 20*time.Second)
+	msgs.Await(t, "WATCHDOG=1", 2*watchdog)
 	wedged.Store(true)
 	// The pets stop once the blocked call is older than the limit: within the limit plus
 	// half an interval.
-	collectNotify(msgs, watchdog+watchdog/2)
-	stuck := collectNotify(msgs, 3*watchdog)
-	if n := countNotify(stuck, "WATCHDOG=1"); n != 0 {
+	msgs.Collect(watchdog + watchdog/2)
+	stuck := msgs.Collect(3 * watchdog)
+	if n := notifytest.Count(stuck, "WATCHDOG=1"); n != 0 {
 		t.Fatalf("%d WATCHDOG=1 in %v with the video encoder wedged, want none: %q", n, 3*watchdog, stuck)
 	}
 	wedged.Store(false)
-	awaitNotify(t, msgs, "WATCHDOG=1", 2*watchdog)
+	msgs.Await(t, "WATCHDOG=1", 2*watchdog)
 }
