@@ -19,6 +19,10 @@ LIVEKIT_SERVER := $(BIN)/livekit-server
 DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev libasound2-dev ffmpeg \
                 iproute2 nftables redis-server qemu-user-static qemu-system-x86 busybox-static
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# apt-get update tolerating an index that fails to verify (see cross-deps: once armhf is
+# added, this mirror's bookworm-security armhf index always does); the install that follows
+# fails loudly if what it needs is missing.
+APT_UPDATE := { $(SUDO) apt-get -o DPkg::Lock::Timeout=600 update || echo "apt-get update: an index failed (above); using the rest"; }
 
 # The VM lab's kernel: Debian's linux-image-amd64, unpacked by lab-kernel.
 LAB_KERNEL := $(CURDIR)/.cache/lab/kernel
@@ -26,7 +30,8 @@ LAB_KERNEL := $(CURDIR)/.cache/lab/kernel
 TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOMBOX_LAB_KERNEL=$(LAB_KERNEL)
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps systemd-deps browser-deps npm-deps livekit lab-kernel build test test-browser test-cross lab bench lint run clean
+.PHONY: all deps systemd-deps cross-deps browser-deps npm-deps livekit lab-kernel lab-kernel-arm64 build cross test \
+        test-browser test-cross test-arm64 lab lab-arm64 bench lint run clean
 
 all: build
 
@@ -38,7 +43,7 @@ deps:
 	done); \
 	if [ -n "$$missing" ]; then \
 		echo "deps: installing" $$missing; \
-		$(SUDO) apt-get update && \
+		$(APT_UPDATE) && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
 
@@ -49,10 +54,40 @@ systemd-deps:
 	@dpkg -s systemd >/dev/null 2>&1 && command -v systemd-analyze >/dev/null || { \
 		echo "systemd-deps: installing systemd"; \
 		for try in $$(seq 60); do \
-			$(SUDO) apt-get -o DPkg::Lock::Timeout=10 update && \
+			$(APT_UPDATE) && \
 			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=10 install -y --no-install-recommends systemd && exit 0; \
 			echo "systemd-deps: apt failed (dpkg lock held?); retrying in 10 s"; sleep 10; \
 		done; exit 1; }
+
+# The cgo cross builds (make cross, make test-arm64) and the arm64 VM (make lab-arm64) through
+# Debian multiarch: the arm64 and armhf architectures, the cross compilers (which bring the
+# cross libc6-dev the linker uses), and the libraries roombox links for both. libc6:arm64
+# gives qemu-aarch64-static the loader /lib/ld-linux-aarch64.so.1 the arm64 test binaries
+# name; qemu-system-arm has qemu-system-aarch64. Like deps: one dpkg-query when everything is
+# there, and apt-get update only when something is missing.
+# Multi-Arch: same packages (libssl3, libc6, ...) must be at one version on every
+# architecture. The point release (-t CODENAME) has them for all three; on this machine kind
+# the mirror's bookworm-security armhf index does not verify (a stale Packages.xz), so apt
+# discards that suite's new indexes, and security versions exist for amd64 only: taking them
+# would leave arm64/armhf nothing to match.
+CODENAME     := $(shell . /etc/os-release 2>/dev/null && echo $$VERSION_CODENAME)
+CROSS_ARCHES := arm64 armhf
+CROSS_LIBS   := libc6 libopus-dev libopusfile-dev libx264-dev libasound2-dev
+CROSS_PACKAGES := gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-system-arm \
+                  $(foreach a,$(CROSS_ARCHES),$(addsuffix :$(a),$(CROSS_LIBS)))
+cross-deps: deps
+	@missing=$$(for p in $(CROSS_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		for a in $(CROSS_ARCHES); do \
+			dpkg --print-foreign-architectures | grep -qx "$$a" || $(SUDO) dpkg --add-architecture "$$a" || exit 1; \
+		done; \
+		echo "cross-deps: installing" $$missing; \
+		$(APT_UPDATE) && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends \
+			-t $(CODENAME) $$missing; \
+	fi
 
 # Browser tests (test/browser): Debian's chromium at /usr/bin/chromium, and Node.js with npm
 # to run playwright-core and to serve livekit-client. A machine that already has node and
@@ -65,7 +100,7 @@ browser-deps:
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "browser-deps: installing" $$missing; \
-		$(SUDO) apt-get update && \
+		$(APT_UPDATE) && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
 
@@ -111,9 +146,39 @@ lab-kernel: deps
 	rm -rf $$tmp/deb && printf '%s\n' "$$want" > $$tmp/.package-$$pkg && \
 	rm -rf $(LAB_KERNEL) && mv $$tmp $(LAB_KERNEL)
 
+# The version every build stamps into main.version, which `roombox version` prints.
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 build: deps
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(ROOMBOX) ./cmd/roombox
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(ROOMBOX) ./cmd/roombox
+	@test "$$($(ROOMBOX) version)" = "roombox $(VERSION)" || { echo "build: $(ROOMBOX) does not print version $(VERSION)"; exit 1; }
+
+# The device binaries: linux/arm64 and linux/arm (armv7, hard float), cgo against the
+# multiarch libraries of cross-deps (pkg-config reads only that architecture's .pc files),
+# stripped, version stamped. Each must run under qemu-user and print its version; no -L for
+# qemu: the multiarch libc6 is at the default paths (and -L /usr/aarch64-linux-gnu hangs, see
+# DESIGN), timeout -s KILL in case anything does.
+CROSS_ENV_arm64 := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc PKG_CONFIG_PATH= \
+                   PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
+CROSS_ENV_armv7 := CGO_ENABLED=1 GOOS=linux GOARCH=arm GOARM=7 CC=arm-linux-gnueabihf-gcc PKG_CONFIG_PATH= \
+                   PKG_CONFIG_LIBDIR=/usr/lib/arm-linux-gnueabihf/pkgconfig:/usr/share/pkgconfig
+QEMU_arm64 := timeout -s KILL 60 qemu-aarch64-static
+QEMU_armv7 := timeout -s KILL 60 qemu-arm-static
+
+# $(call cross-build,ARCH): bin/roombox-linux-ARCH, checked.
+define cross-build
+$(CROSS_ENV_$(1)) $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/roombox-linux-$(1) ./cmd/roombox
+@got=$$($(QEMU_$(1)) $(BIN)/roombox-linux-$(1) version); [ "$$got" = "roombox $(VERSION)" ] || \
+	{ echo "cross: bin/roombox-linux-$(1) version printed '$$got', want 'roombox $(VERSION)'"; exit 1; }
+endef
+
+cross: cross-deps
+	@mkdir -p $(BIN)
+	$(call cross-build,arm64)
+	$(call cross-build,armv7)
+	@stat -c '%n %s' $(BIN)/roombox-linux-arm64 $(BIN)/roombox-linux-armv7 | \
+		awk '{n=split($$1, p, "/"); printf "cross: bin/%s %.1f MB (%d bytes)\n", p[n], $$2/1e6, $$2}'
 
 test: deps systemd-deps browser-deps npm-deps livekit lab-kernel build
 	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./...

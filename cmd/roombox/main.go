@@ -14,6 +14,10 @@ import (
 	"syscall"
 )
 
+// version is the build's version, set by the Makefile with
+// -ldflags "-X main.version=$(git describe --always --dirty)"; a plain go build leaves "dev".
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -36,6 +40,7 @@ func verbs() []verb {
 		{"unmute", "[--state-dir DIR] [mic|camera|speaker]", "unmute the microphone (or the camera, or the speaker)", cmdMute(false)},
 		{"press", "BUTTON [--state-dir DIR]", "press and release a button, exactly like hardware", cmdPress},
 		{"fleet", "keygen [--out DIR] | sign --key FILE --url WS_URL (--livekit-token JWT | --token-endpoint URL --credential C) [--device ID] [--ttl D] [--name N] [--admin-password P]", "make a fleet key and sign provisioning tokens with it", cmdFleet},
+		{"version", "", "print the version this binary was built from", cmdVersion},
 		{"token", "--api-key K --api-secret S --room R --identity I [--ttl D] [--name N]", "mint a LiveKit access token (development helper)", cmdToken},
 	}
 }
@@ -50,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage())
 		return nil
+	case "--version", "-version":
+		return cmdVersion(ctx, args[1:], stdout, stderr)
 	}
 	for _, v := range verbs() {
 		if v.name == name {
@@ -159,5 +166,20 @@ func noArgs(fs *flag.FlagSet, pos []string) error {
 	if len(pos) > 0 {
 		return usageError{fs: fs, err: fmt.Errorf("%s: unexpected argument %q", fs.Name(), pos[0])}
 	}
+	return nil
+}
+
+// cmdVersion prints the version: what a fleet operator compares with the release they
+// flashed.
+func cmdVersion(_ context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlagSet("version")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs, pos); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "roombox %s\n", version)
 	return nil
 }

@@ -381,3 +381,20 @@ func TestRunVerb(t *testing.T) {
 		t.Errorf("bad --hal: exit %d, stderr %q", code, stderr2)
 	}
 }
+
+// TestVersion: the version verb and --version print the version the Makefile stamps with
+// -ldflags -X (the Makefile checks the built binaries print git describe's); extra arguments
+// are a usage error.
+func TestVersion(t *testing.T) {
+	orig := version
+	version = "v1.2.3-4-gabcdef0-dirty"
+	defer func() { version = orig }()
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if code, stdout, _ := roombox(t, args...); code != 0 || stdout != "roombox v1.2.3-4-gabcdef0-dirty\n" {
+			t.Errorf("%v: exit %d, stdout %q", args, code, stdout)
+		}
+	}
+	if code, _, stderr := roombox(t, "version", "extra"); code != 2 || !strings.Contains(stderr, `unexpected argument "extra"`) {
+		t.Errorf("version extra: exit %d, stderr %q", code, stderr)
+	}
+}
