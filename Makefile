@@ -27,7 +27,8 @@ APT_UPDATE := { $(SUDO) apt-get -o DPkg::Lock::Timeout=600 update || echo "apt-g
 # The VM lab's kernel: Debian's linux-image-amd64, unpacked by lab-kernel.
 LAB_KERNEL := $(CURDIR)/.cache/lab/kernel
 
-TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOMBOX_LAB_KERNEL=$(LAB_KERNEL)
+TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOMBOX_LAB_KERNEL=$(LAB_KERNEL) \
+            ROOMBOX_BIN_ARM64=$(BIN)/roombox-linux-arm64 ROOMBOX_LAB_KERNEL_ARM64=$(CURDIR)/.cache/lab/kernel-arm64
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all deps systemd-deps cross-deps browser-deps npm-deps livekit lab-kernel lab-kernel-arm64 build cross test \
@@ -129,22 +130,42 @@ $(LIVEKIT_SERVER): tools/livekit/go.mod tools/livekit/go.sum
 LAB_KERNEL_PATHS := './boot/vmlinuz-*' './boot/config-*' './lib/modules/*/kernel/drivers/media' \
                     './lib/modules/*/kernel/sound' './lib/modules/*/kernel/drivers/input/misc/uinput.ko' \
                     './lib/modules/*/kernel/drivers/input/evdev.ko'
+# The arm64 VM's (make lab-arm64): Debian's arm64 kernel with the virtio-mmio transport and
+# virtio-net as modules (the virt machine's network card), and busybox-static:arm64's busybox
+# for its /init (busybox-static does not co-install across architectures: unpacked, not
+# installed).
+LAB_KERNEL_ARM64 := $(CURDIR)/.cache/lab/kernel-arm64
+LAB_KERNEL_ARM64_PATHS := './boot/vmlinuz-*' './boot/config-*' './lib/modules/*/kernel/drivers/virtio/virtio_mmio.ko' \
+                          './lib/modules/*/kernel/drivers/net/virtio_net.ko' './lib/modules/*/kernel/drivers/net/net_failover.ko' \
+                          './lib/modules/*/kernel/net/core/failover.ko'
+
+# $(call fetch-kernel,DIR,META-PACKAGE,PATHS[,PACKAGE PATHS...]): unpack PATHS of the kernel
+# package META-PACKAGE depends on into DIR, and the PATHS of one more package if given.
+define fetch-kernel
+@pkg=$$(apt-cache depends $(2) 2>/dev/null | awk '$$1 == "Depends:" && $$2 ~ /^linux-image-/ {print $$2; exit}'); \
+if [ -z "$$pkg" ] && ls $(1)/.package-* >/dev/null 2>&1; then exit 0; fi; \
+if [ -z "$$pkg" ]; then \
+	$(APT_UPDATE) >/dev/null; \
+	pkg=$$(apt-cache depends $(2) | awk '$$1 == "Depends:" && $$2 ~ /^linux-image-/ {print $$2; exit}'); \
+fi; \
+[ -n "$$pkg" ] || { echo "$@: apt knows no $(2)"; exit 1; }; \
+want="$(strip $(3) $(4))"; \
+[ "$$(cat $(1)/.package-$$pkg 2>/dev/null)" = "$$want" ] && exit 0; \
+echo "$@: fetching $$pkg $(firstword $(4))"; \
+tmp=$(1).tmp; rm -rf $$tmp && mkdir -p $$tmp/deb $$tmp/extra && \
+( cd $$tmp/deb && apt-get download -o APT::Sandbox::User=root $$pkg ) && \
+dpkg-deb --fsys-tarfile $$tmp/deb/*.deb | tar -x --wildcards -C $$tmp $(3) && \
+$(if $(4),( cd $$tmp/extra && apt-get download -o APT::Sandbox::User=root $(firstword $(4)) ) && \
+dpkg-deb --fsys-tarfile $$tmp/extra/*.deb | tar -x -C $$tmp $(wordlist 2,99,$(4)) &&) \
+rm -rf $$tmp/deb $$tmp/extra && printf '%s\n' "$$want" > $$tmp/.package-$$pkg && \
+rm -rf $(1) && mv $$tmp $(1)
+endef
+
 lab-kernel: deps
-	@pkg=$$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$$1 == "Depends:" && $$2 ~ /^linux-image-/ {print $$2; exit}'); \
-	if [ -z "$$pkg" ] && ls $(LAB_KERNEL)/.package-* >/dev/null 2>&1; then exit 0; fi; \
-	if [ -z "$$pkg" ]; then \
-		$(SUDO) apt-get update >/dev/null; \
-		pkg=$$(apt-cache depends linux-image-amd64 | awk '$$1 == "Depends:" && $$2 ~ /^linux-image-/ {print $$2; exit}'); \
-	fi; \
-	[ -n "$$pkg" ] || { echo "lab-kernel: apt knows no linux-image-amd64"; exit 1; }; \
-	want="$(LAB_KERNEL_PATHS)"; \
-	[ "$$(cat $(LAB_KERNEL)/.package-$$pkg 2>/dev/null)" = "$$want" ] && exit 0; \
-	echo "lab-kernel: fetching $$pkg"; \
-	tmp=$(LAB_KERNEL).tmp; rm -rf $$tmp && mkdir -p $$tmp/deb && \
-	( cd $$tmp/deb && apt-get download -o APT::Sandbox::User=root $$pkg ) && \
-	dpkg-deb --fsys-tarfile $$tmp/deb/*.deb | tar -x --wildcards -C $$tmp $(LAB_KERNEL_PATHS) && \
-	rm -rf $$tmp/deb && printf '%s\n' "$$want" > $$tmp/.package-$$pkg && \
-	rm -rf $(LAB_KERNEL) && mv $$tmp $(LAB_KERNEL)
+	$(call fetch-kernel,$(LAB_KERNEL),linux-image-amd64,$(LAB_KERNEL_PATHS))
+
+lab-kernel-arm64: cross-deps
+	$(call fetch-kernel,$(LAB_KERNEL_ARM64),linux-image-arm64:arm64,$(LAB_KERNEL_ARM64_PATHS),busybox-static:arm64 ./bin/busybox)
 
 # The version every build stamps into main.version, which `roombox version` prints.
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -180,9 +201,9 @@ cross: cross-deps
 	@stat -c '%n %s' $(BIN)/roombox-linux-arm64 $(BIN)/roombox-linux-armv7 | \
 		awk '{n=split($$1, p, "/"); printf "cross: bin/%s %.1f MB (%d bytes)\n", p[n], $$2/1e6, $$2}'
 
-test: deps systemd-deps browser-deps npm-deps livekit lab-kernel build
+test: deps systemd-deps browser-deps npm-deps livekit lab-kernel lab-kernel-arm64 build cross
 	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./...
-	$(MAKE) --no-print-directory test-cross lint
+	$(MAKE) --no-print-directory test-cross test-arm64 lint
 
 # Only the browser tests (test/browser), with all they need; screenshots in artifacts/browser.
 test-browser: deps browser-deps npm-deps livekit build
@@ -194,6 +215,19 @@ CROSS_PKGS := ./hal/linux/... ./hal/button/... ./internal/v4l2uapi
 test-cross: deps
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static $(CROSS_PKGS)
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static $(CROSS_PKGS)
+
+# The cgo packages' tests built for arm64 and run under qemu-user, with livekit-server running
+# natively (signaling's tests reach it over loopback): all of them, ~2 min here; part of make
+# test. Each test binary is killed after 10 min should qemu hang (see cross).
+ARM64_PKGS := ./hal/sim ./media ./signaling
+test-arm64: cross-deps livekit
+	$(CROSS_ENV_arm64) ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) \
+		$(GO) test -count=1 -timeout 10m -exec "timeout -s KILL 660 qemu-aarch64-static" $(ARM64_PKGS)
+
+# Only the arm64 VM: the cross-built roombox on Debian's arm64 kernel under
+# qemu-system-aarch64, answering /healthz through a forwarded port (~7 s; in make test too).
+lab-arm64: lab-kernel-arm64 cross
+	$(TEST_ENV) $(GO) test -count=1 -v -run '^TestArm64Healthz$$' -timeout 5m ./internal/vmlab
 
 # The whole VM lab: internal/vmlab's TestLab with the guest's long checks too (every vivid
 # size, longer capture runs and room tones). make test runs the same boot with the short set.

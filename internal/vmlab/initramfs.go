@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -52,8 +54,9 @@ func (r *Initramfs) AddDir(guestPath string) {
 }
 
 // AddExecutable copies an ELF program to guestPath with the shared libraries it loads, each at
-// the path the host's loader finds it at (ldd), and the loader itself at its PT_INTERP path:
-// the guest then resolves them exactly as the host does. A static program is copied alone.
+// the path the host's loader finds it at (ldd; for another architecture's program, its
+// multiarch directory), and the loader itself at its PT_INTERP path: the guest then resolves
+// them exactly as the host does. A static program is copied alone.
 func (r *Initramfs) AddExecutable(guestPath, hostPath string) error {
 	libs, err := sharedLibraries(hostPath)
 	if err != nil {
@@ -111,13 +114,18 @@ func sharedLibraries(prog string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vmlab: %w", err)
 	}
-	dynamic := false
+	defer f.Close()
+	var interp *elf.Prog
 	for _, p := range f.Progs {
-		dynamic = dynamic || p.Type == elf.PT_INTERP
+		if p.Type == elf.PT_INTERP {
+			interp = p
+		}
 	}
-	f.Close()
-	if !dynamic {
+	switch {
+	case interp == nil:
 		return nil, nil
+	case f.Machine != hostMachine[runtime.GOARCH]:
+		return foreignLibraries(prog, f, interp)
 	}
 	out, err := exec.Command("ldd", prog).Output()
 	if err != nil {
@@ -131,6 +139,64 @@ func sharedLibraries(prog string) ([]string, error) {
 		}
 		if m := lddLine.FindStringSubmatch(line); m != nil {
 			libs = append(libs, m[1])
+		}
+	}
+	return libs, nil
+}
+
+// hostMachine is the ELF machine of the programs ldd can run.
+var hostMachine = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM}
+
+// multiarchDirs are the directories where Debian's loader for a machine looks for libraries
+// (with the multiarch packages of make cross-deps installed, the host has them too).
+var multiarchDirs = map[elf.Machine][]string{
+	elf.EM_AARCH64: {"/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"},
+	elf.EM_ARM:     {"/lib/arm-linux-gnueabihf", "/usr/lib/arm-linux-gnueabihf"},
+}
+
+// foreignLibraries does ldd's work for a program of another architecture, which ldd cannot
+// run: the loader from PT_INTERP, then each DT_NEEDED library, and theirs, looked up in the
+// machine's multiarch directories.
+func foreignLibraries(prog string, f *elf.File, interp *elf.Prog) ([]string, error) {
+	dirs, ok := multiarchDirs[f.Machine]
+	if !ok {
+		return nil, fmt.Errorf("vmlab: %s: no library directories known for %v", prog, f.Machine)
+	}
+	b, err := io.ReadAll(interp.Open())
+	if err != nil {
+		return nil, fmt.Errorf("vmlab: %s: PT_INTERP: %w", prog, err)
+	}
+	loader := strings.TrimRight(string(b), "\x00")
+	if _, err := os.Stat(loader); err != nil {
+		return nil, fmt.Errorf("vmlab: %s: its loader: %w (run make cross-deps)", prog, err)
+	}
+	libs := []string{loader}
+	seen := map[string]bool{}
+	queue := []*elf.File{f}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		needed, err := cur.ImportedLibraries()
+		if err != nil {
+			return nil, fmt.Errorf("vmlab: %s: DT_NEEDED: %w", prog, err)
+		}
+		for _, name := range needed {
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			i := slices.IndexFunc(dirs, func(d string) bool { _, err := os.Stat(filepath.Join(d, name)); return err == nil })
+			if i < 0 {
+				return nil, fmt.Errorf("vmlab: %s: %s not found in %v (run make cross-deps)", prog, name, dirs)
+			}
+			p := filepath.Join(dirs[i], name)
+			lib, err := elf.Open(p)
+			if err != nil {
+				return nil, fmt.Errorf("vmlab: %w", err)
+			}
+			defer lib.Close()
+			libs = append(libs, p)
+			queue = append(queue, lib)
 		}
 	}
 	return libs, nil

@@ -9,49 +9,89 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// VM is one boot of qemu-system-x86_64: the pc machine (q35 loads a 50 MB initramfs through
-// fw_cfg ~4 s slower under TCG), no display, the serial console on a pipe.
+// VM is one boot of qemu: no display, the serial console on a pipe.
 type VM struct {
+	Arch     string   // "amd64" (when empty) or "arm64": see machines
 	Kernel   string   // host path of the kernel image
 	Initrd   string   // host path of the initramfs
-	Append   []string // kernel arguments after "console=ttyS0 quiet panic=-1"
-	MemoryMB int      // 1024 when 0
+	Append   []string // kernel arguments after "console=CONSOLE quiet panic=-1"
+	MemoryMB int      // the machine's default when 0
 	// Accel is qemu's -accel: "tcg" when empty. KVM is not the default because on this
 	// machine kind /dev/kvm exists but a guest hangs in the firmware (nested virtualisation).
 	Accel string
 	// Console, if set, gets the serial output as it arrives (a log file, for a boot that
 	// hangs).
 	Console io.Writer
+	// Forwards are host loopback TCP ports forwarded to guest ports through qemu's user-mode
+	// network, on the machine's virtio network card (the guest brings it up: 10.0.2.15/24).
+	Forwards []Forward
 }
 
-// ErrNoQemu means qemu-system-x86_64 is not installed.
-var ErrNoQemu = errors.New("vmlab: no qemu-system-x86_64 (run make deps: qemu-system-x86)")
+// Forward forwards 127.0.0.1:Host on the host to the guest's port Guest.
+type Forward struct{ Host, Guest int }
+
+// machine is how qemu runs one architecture.
+type machine struct {
+	qemu, pkg string   // the program, and the Debian package that has it
+	args      []string // machine, CPU and SMP arguments
+	memoryMB  int
+	console   string // the serial console's device name in the guest
+	nic       string // the virtio network device on this machine
+}
+
+var machines = map[string]machine{
+	// The pc machine: q35 loads a 50 MB initramfs through fw_cfg ~4 s slower under TCG.
+	"amd64": {qemu: "qemu-system-x86_64", pkg: "qemu-system-x86", args: []string{"-M", "pc", "-smp", "1"},
+		memoryMB: 1024, console: "ttyS0", nic: "virtio-net-pci"},
+	// The virt machine with a Raspberry Pi 4's cores; its virtio devices sit on virtio-mmio.
+	"arm64": {qemu: "qemu-system-aarch64", pkg: "qemu-system-arm", args: []string{"-M", "virt", "-cpu", "cortex-a72", "-smp", "2"},
+		memoryMB: 512, console: "ttyAMA0", nic: "virtio-net-device"},
+}
+
+// ErrNoQemu means the architecture's qemu-system program is not installed.
+var ErrNoQemu = errors.New("vmlab: no qemu-system for the VM (run make deps, or make cross-deps for arm64)")
 
 // Boot runs the VM until it powers off. When ctx ends first, qemu and anything it started are
 // killed and the error says so; the Result then holds what the guest printed until then.
 func (vm VM) Boot(ctx context.Context) (*Result, error) {
-	qemu, err := exec.LookPath("qemu-system-x86_64")
+	arch := vm.Arch
+	if arch == "" {
+		arch = "amd64"
+	}
+	m, ok := machines[arch]
+	if !ok {
+		return nil, fmt.Errorf("vmlab: no machine for architecture %q", vm.Arch)
+	}
+	qemu, err := exec.LookPath(m.qemu)
 	if err != nil {
-		return nil, ErrNoQemu
+		return nil, fmt.Errorf("%w: %s (package %s)", ErrNoQemu, m.qemu, m.pkg)
 	}
 	mem, accel := vm.MemoryMB, vm.Accel
 	if mem == 0 {
-		mem = 1024
+		mem = m.memoryMB
 	}
 	if accel == "" {
 		accel = "tcg"
 	}
-	cmd := exec.CommandContext(ctx, qemu,
-		"-M", "pc", "-accel", accel, "-m", strconv.Itoa(mem), "-smp", "1",
+	args := append(slices.Clone(m.args), "-accel", accel, "-m", strconv.Itoa(mem),
 		"-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
 		"-kernel", vm.Kernel, "-initrd", vm.Initrd,
-		"-append", strings.Join(append([]string{"console=ttyS0", "quiet", "panic=-1"}, vm.Append...), " "))
+		"-append", strings.Join(append([]string{"console=" + m.console, "quiet", "panic=-1"}, vm.Append...), " "))
+	if len(vm.Forwards) > 0 {
+		netdev := "user,id=n"
+		for _, f := range vm.Forwards {
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.Host, f.Guest)
+		}
+		args = append(args, "-netdev", netdev, "-device", m.nic+",netdev=n")
+	}
+	cmd := exec.CommandContext(ctx, qemu, args...)
 	// qemu in its own process group, killed whole: nothing it starts outlives the test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
