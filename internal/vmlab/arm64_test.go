@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,13 +32,7 @@ func TestArm64Healthz(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (make lab-kernel-arm64)", err)
 	}
-	bin := os.Getenv("ROOMBOX_BIN_ARM64")
-	if bin == "" {
-		bin = "../../bin/roombox-linux-arm64"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("no arm64 roombox (%v): run make cross or set ROOMBOX_BIN_ARM64", err)
-	}
+	bin := arm64Roombox(t)
 	g := Guest{Kernel: k, Busybox: filepath.Join(dir, "bin", "busybox"),
 		// virtio-mmio is the virt machine's transport for the network card.
 		Modules: []Module{{Name: "virtio_mmio"}, {Name: "virtio_net"}},
@@ -144,4 +140,53 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestForeignLibraries checks the libraries found for the arm64 roombox against what the
+// arm64 loader itself loads, run under qemu-user in its trace mode (ldd's mechanism).
+func TestForeignLibraries(t *testing.T) {
+	bin := arm64Roombox(t)
+	libs, err := sharedLibraries(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	// No -L: the multiarch loader at its own path (see DESIGN on -L hanging).
+	cmd := exec.CommandContext(ctx, "qemu-aarch64-static", "-E", "LD_TRACE_LOADED_OBJECTS=1", "/lib/ld-linux-aarch64.so.1", bin)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the arm64 loader's trace: %v", err)
+	}
+	var want []string
+	for line := range strings.Lines(string(out)) {
+		if m := lddLine.FindStringSubmatch(strings.TrimRight(line, "\n")); m != nil {
+			want = append(want, filepath.Base(m[1]))
+		}
+	}
+	got := map[string]bool{}
+	for _, l := range libs {
+		got[filepath.Base(l)] = true
+	}
+	for _, w := range want {
+		if !got[w] {
+			t.Errorf("sharedLibraries misses %s; found %v, the loader loads %v", w, libs, want)
+		}
+	}
+	if len(want) < 3 || len(got) != len(want) {
+		t.Errorf("sharedLibraries = %v, the loader loads %v", libs, want)
+	}
+}
+
+// arm64Roombox is the cross-built roombox ($ROOMBOX_BIN_ARM64, else make cross's).
+func arm64Roombox(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("ROOMBOX_BIN_ARM64")
+	if bin == "" {
+		bin = "../../bin/roombox-linux-arm64"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("no arm64 roombox (%v): run make cross or set ROOMBOX_BIN_ARM64", err)
+	}
+	return bin
 }

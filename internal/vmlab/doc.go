@@ -24,6 +24,12 @@
 // a suite's require names the tests that must be seen to pass, its full those kept to make
 // lab.
 //
+// The same pieces boot arm64 (VM.Arch): qemu-system-aarch64's virt machine with Debian's
+// arm64 kernel and busybox, fetched by `make lab-kernel-arm64`; AddExecutable resolves an
+// arm64 program's libraries from the multiarch directories, as ldd cannot run it, and
+// VM.Forwards gives the guest a user-mode network with host ports forwarded.
+// TestArm64Healthz runs the cross-built roombox there and asks its /healthz.
+//
 // KVM is not used by default: on this machine kind /dev/kvm exists, but a guest hangs in its
 // firmware (and -cpu host fails setting MSRs). ROOMBOX_LAB_ACCEL=kvm tries it elsewhere.
 package vmlab
