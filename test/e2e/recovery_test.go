@@ -68,14 +68,7 @@ func TestModeratorMute(t *testing.T) {
 	bin, stateDir, _ := provisionedDevice(t, srv)
 	testwait.For(t, "the tone", 15*time.Second, func() bool { return toneLevel(sub, 10) > toneDBFS })
 
-	p, err := srv.GetParticipant(context.Background(), room, deviceIdentity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mic := lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE)
-	if _, err := srv.MutePublishedTrack(context.Background(), room, deviceIdentity, mic.Sid, true); err != nil {
-		t.Fatalf("MutePublishedTrack: %v", err)
-	}
+	moderatorMute(t, srv, true)
 	muted := time.Now()
 	testwait.For(t, "the device to mute itself", 5*time.Second, func() bool {
 		st := roomboxtest.MustStatus(t, bin, stateDir)
@@ -87,9 +80,7 @@ func TestModeratorMute(t *testing.T) {
 	}
 
 	// The room asks to unmute: the device stays muted until someone presses mic.
-	if _, err := srv.MutePublishedTrack(context.Background(), room, deviceIdentity, mic.Sid, false); err != nil {
-		t.Fatalf("remote unmute: %v", err)
-	}
+	moderatorMute(t, srv, false)
 	asked := time.Now()
 	time.Sleep(time.Second)
 	if st := roomboxtest.MustStatus(t, bin, stateDir); !st.MicMuted || !st.LED {
@@ -101,4 +92,18 @@ func TestModeratorMute(t *testing.T) {
 	roomboxtest.MustCLI(t, bin, "press", "mic", "--state-dir", stateDir)
 	pressed := time.Now()
 	testwait.For(t, "the tone after a local press", 5*time.Second, func() bool { return toneLevelSince(sub, pressed) > toneDBFS })
+}
+
+// moderatorMute mutes or unmutes the device's microphone through the server API, as a
+// room moderator does.
+func moderatorMute(t *testing.T, srv *lktest.Server, muted bool) {
+	t.Helper()
+	p, err := srv.GetParticipant(context.Background(), room, deviceIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mic := lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE)
+	if _, err := srv.MutePublishedTrack(context.Background(), room, deviceIdentity, mic.Sid, muted); err != nil {
+		t.Fatalf("MutePublishedTrack(muted=%v): %v", muted, err)
+	}
 }

@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/livekit/protocol/livekit"
 
 	"roombox/device"
 	"roombox/internal/lktest"
@@ -38,14 +35,7 @@ func TestRemoteUnmuteAllowedByProvisioning(t *testing.T) {
 		return ok && m
 	})
 
-	p, err := srv.GetParticipant(context.Background(), room, deviceIdentity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mic := lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE)
-	if _, err := srv.MutePublishedTrack(context.Background(), room, deviceIdentity, mic.Sid, false); err != nil {
-		t.Fatalf("remote unmute: %v", err)
-	}
+	moderatorMute(t, srv, false)
 	asked := time.Now()
 	testwait.For(t, "the device to obey the remote unmute", 5*time.Second, func() bool {
 		st := roomboxtest.MustStatus(t, bin, stateDir)
