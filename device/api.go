@@ -59,9 +59,13 @@ type Status struct {
 	Resumes      int      `json:"resumes,omitempty"` // signal connections resumed in the current join
 	Hal          string   `json:"hal"`
 	Encoder      string   `json:"encoder,omitempty"` // the video encoder in use; empty without a camera
-	DeviceID     string   `json:"device_id"`
-	Name         string   `json:"name,omitempty"`      // display name from provisioning
-	FleetKey     string   `json:"fleet_key,omitempty"` // fingerprint of the trusted fleet key
+	// MicXruns and SpeakerXruns count audio lost at the sound card (overruns, underruns),
+	// for boards whose audio devices count them.
+	MicXruns     uint64 `json:"mic_xruns,omitempty"`
+	SpeakerXruns uint64 `json:"speaker_xruns,omitempty"`
+	DeviceID     string `json:"device_id"`
+	Name         string `json:"name,omitempty"`      // display name from provisioning
+	FleetKey     string `json:"fleet_key,omitempty"` // fingerprint of the trusted fleet key
 }
 
 // Provisioning is what an operator gives the device to join its room: either the room

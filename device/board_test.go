@@ -135,3 +135,23 @@ func TestLinuxBoardBadPinMap(t *testing.T) {
 		t.Fatalf("bad pin map: %v", err)
 	}
 }
+
+// xrunSpeaker is a speaker that counts underruns, as ALSA's does.
+type xrunSpeaker struct {
+	hal.AudioOut
+	n uint64
+}
+
+func (s *xrunSpeaker) Xruns() uint64 { return s.n }
+
+// A board whose audio devices count xruns has them in Status; one whose do not, none.
+func TestStatusReportsXruns(t *testing.T) {
+	srv := lktest.Start(t)
+	b := simParts(t)
+	b.Speaker = &xrunSpeaker{AudioOut: b.Speaker, n: 3}
+	api := runBoard(t, srv, "xruns", "box", b)
+	st, err := api.Status(context.Background())
+	if err != nil || st.SpeakerXruns != 3 || st.MicXruns != 0 {
+		t.Fatalf("status: speaker_xruns %d, mic_xruns %d (%v); want 3 and 0", st.SpeakerXruns, st.MicXruns, err)
+	}
+}

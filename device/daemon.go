@@ -489,19 +489,21 @@ func (d *daemon) Status(ctx context.Context) Status {
 	cfg, info := d.provisioning()
 	d.mu.Lock()
 	st := Status{
-		Provisioned: cfg.Provisioned(),
-		URL:         cfg.URL,
-		Room:        info.Room,
-		Identity:    info.Identity,
-		MicMuted:    d.saved.MicMuted,
-		CameraOff:   d.saved.CameraOff,
-		SpeakerMute: d.saved.SpeakerMuted,
-		Volume:      d.saved.SpeakerVolume(),
-		LED:         d.led,
-		Hal:         d.board.Name,
-		Encoder:     d.encoder,
-		DeviceID:    d.trust.DeviceID,
-		Name:        cfg.Name,
+		Provisioned:  cfg.Provisioned(),
+		URL:          cfg.URL,
+		Room:         info.Room,
+		Identity:     info.Identity,
+		MicMuted:     d.saved.MicMuted,
+		CameraOff:    d.saved.CameraOff,
+		SpeakerMute:  d.saved.SpeakerMuted,
+		Volume:       d.saved.SpeakerVolume(),
+		LED:          d.led,
+		Hal:          d.board.Name,
+		Encoder:      d.encoder,
+		MicXruns:     xruns(d.board.Mic),
+		SpeakerXruns: xruns(d.board.Speaker),
+		DeviceID:     d.trust.DeviceID,
+		Name:         cfg.Name,
 	}
 	switch {
 	case d.trust.FleetKey != nil:
@@ -512,6 +514,14 @@ func (d *daemon) Status(ctx context.Context) Status {
 	d.mu.Unlock()
 	d.room.fillStatus(&st)
 	return st
+}
+
+// xruns is what dev's xrun counter says, 0 when it has none.
+func xruns(dev any) uint64 {
+	if c, ok := dev.(hal.XrunCounter); ok {
+		return c.Xruns()
+	}
+	return 0
 }
 
 // localTracks are what the device publishes on every join, with its current mute state;

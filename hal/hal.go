@@ -77,6 +77,12 @@ type AudioOut interface {
 	Close() error
 }
 
+// XrunCounter is an audio device that counts its overruns (capture) or underruns
+// (playback): audio lost between the device and us, shown on the page.
+type XrunCounter interface {
+	Xruns() uint64
+}
+
 // Button names the board's buttons use; hardware maps its keys and pins onto these.
 const (
 	ButtonMic        = "mic"

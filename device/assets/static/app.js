@@ -39,6 +39,7 @@ function renderStatus(st) {
   $('device').textContent = (st.name ? st.name + ', ' : '') + st.device_id + ' on ' + st.hal +
     (st.fleet_key ? ', fleet key ' + st.fleet_key : '');
   $('encoder').textContent = st.encoder || 'no camera';
+  $('xruns').textContent = 'mic ' + (st.mic_xruns || 0) + ', speaker ' + (st.speaker_xruns || 0) + ' xruns';
   $('led').dataset.on = String(!!st.led);
   $('mic').setAttribute('aria-pressed', String(!!st.mic_muted));
   $('camera').setAttribute('aria-pressed', String(!!st.camera_off));
