@@ -150,12 +150,15 @@ func TestRoomboxRoom(t *testing.T) {
 	// Encoded, through the SFU, the daemon's jitter buffer and mix, dmix, the loop.
 	t.Logf("figure: vmlab_room_speaker_tone_latency=%.0f ms", float64(heardAt.Sub(talking).Milliseconds()))
 	time.Sleep(hold)
-	// The level is checked where the speaker played without a gap; how many windows had
-	// one depends on how fast the host runs the guest (a figure, not a check).
+	// How many windows the speaker filled without a gap depends on how fast the host runs
+	// the guest (a figure, not a check), and a window with a gap reads low. So the loudest
+	// window must not exceed the tone at the default volume (the volume is applied) and
+	// must be well above silence (the tone is played); the exact gain is asserted on the
+	// host (device's TestSpeakerPlaysRoom).
 	if _, peak := report(t, "vmlab_room_speaker_660hz", "660 Hz from the speaker on the loopback",
-		ear.between(heardAt, heardAt.Add(hold))); math.Abs(peak-speakerLevel) > 3 {
-		t.Errorf("660 Hz from the speaker: at most %.1f dBFS, want %.0f ± 3 (the talker's tone at the default volume)",
-			peak, speakerLevel)
+		ear.between(heardAt, heardAt.Add(hold))); peak > speakerLevel+3 || peak < speakerHeard {
+		t.Errorf("660 Hz from the speaker: at most %.1f dBFS, want between %.0f and %.0f (the talker's tone at the default volume, %.0f, with gaps)",
+			peak, speakerHeard, speakerLevel+3, speakerLevel)
 	}
 
 	d.stop(t)
