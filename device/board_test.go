@@ -104,7 +104,7 @@ func TestEncoderChoice(t *testing.T) {
 	hw.EncoderName = "test-m2m"
 	hw.Encoder = func(cfg hal.EncoderConfig) (hal.VideoEncoder, error) {
 		opened++
-		return media.NewX264(media.X264Config{Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Bitrate: cfg.Bitrate})
+		return media.NewX264(media.X264Config{EncoderConfig: cfg})
 	}
 	api := runBoard(t, srv, "enc", "hw", hw)
 	if st, _ := api.Status(context.Background()); st.Encoder != "test-m2m (hardware)" || opened != 1 {

@@ -251,7 +251,7 @@ func (d *daemon) openEncoder(cfg hal.EncoderConfig) (hal.VideoEncoder, string, e
 		}
 		d.log.Warn("hardware encoder did not open; encoding in software", "encoder", d.board.EncoderName, "err", err)
 	}
-	enc, err := media.NewX264(media.X264Config{Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Bitrate: cfg.Bitrate})
+	enc, err := media.NewX264(media.X264Config{EncoderConfig: cfg})
 	if err != nil {
 		return nil, "", err
 	}

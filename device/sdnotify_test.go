@@ -116,7 +116,7 @@ func TestWatchdogEncoderStall(t *testing.T) {
 	board := simParts(t)
 	board.EncoderName = "wedging"
 	board.Encoder = func(cfg hal.EncoderConfig) (hal.VideoEncoder, error) {
-		enc, err := media.NewX264(media.X264Config{Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS, Bitrate: cfg.Bitrate})
+		enc, err := media.NewX264(media.X264Config{EncoderConfig: cfg})
 		return wedgingEncoder{VideoEncoder: enc, wedged: &wedged}, err
 	}
 	runNotified(t, t.Context(), board, Options{encodeStall: watchdog})

@@ -175,9 +175,24 @@ type Board struct {
 // EncoderConfig is what a video encoder is opened with.
 type EncoderConfig struct {
 	Width, Height int
-	FPS           int
-	Bitrate       int // bits per second
-	KeyInterval   int // frames between IDRs
+	FPS           int // default 30
+	Bitrate       int // bits per second; default 1 Mbit/s
+	KeyInterval   int // frames between IDRs; default 2 s worth
+}
+
+// WithDefaults fills c's zero fields with the defaults every encoder uses, so a hardware
+// encoder and its software fallback encode alike.
+func (c EncoderConfig) WithDefaults() EncoderConfig {
+	if c.FPS == 0 {
+		c.FPS = 30
+	}
+	if c.Bitrate == 0 {
+		c.Bitrate = 1_000_000
+	}
+	if c.KeyInterval == 0 {
+		c.KeyInterval = 2 * c.FPS
+	}
+	return c
 }
 
 // Close closes every present part and returns their errors joined.

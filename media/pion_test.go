@@ -14,6 +14,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+
+	"roombox/hal"
 )
 
 // h264Codec is what the device announces: constrained baseline, level 3.1.
@@ -26,7 +28,7 @@ var h264Codec = webrtc.RTPCodecCapability{
 // encodedSamples returns 60 encoded 360p frames (the first an IDR) as samples.
 func encodedSamples(b *testing.B) []media.Sample {
 	frames := simFrames(b, 640, 360, 60)
-	e := newX264(b, X264Config{Width: 640, Height: 360, Bitrate: 500_000})
+	e := newX264(b, X264Config{EncoderConfig: hal.EncoderConfig{Width: 640, Height: 360, Bitrate: 500_000}})
 	samples := make([]media.Sample, len(frames))
 	for i, f := range frames {
 		ef, err := e.Encode(f, false)

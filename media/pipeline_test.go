@@ -81,7 +81,7 @@ func runUntilDone(t *testing.T, run func(context.Context) error, ctx context.Con
 func TestVideoPipeline(t *testing.T) {
 	const w, h = 320, 180
 	b := simBoard(t, sim.Config{Width: w, Height: h, Clock: sim.NewInstantClock(t0)})
-	enc := newX264(t, X264Config{Width: w, Height: h, Bitrate: 300_000, KeyInterval: 1000})
+	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: w, Height: h, Bitrate: 300_000, KeyInterval: 1000}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -176,7 +176,7 @@ func lumaRange(y []byte) (lo, hi byte) {
 func TestVideoOffFromStart(t *testing.T) {
 	const w, h = 320, 180
 	b := simBoard(t, sim.Config{Width: w, Height: h, Clock: sim.NewInstantClock(t0)})
-	enc := newX264(t, X264Config{Width: w, Height: h})
+	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: w, Height: h}})
 	ctx, cancel := context.WithCancel(context.Background())
 	reads := 0
 	cam := &hookCamera{Camera: b.Camera, hook: func(*hal.Frame) {
@@ -207,7 +207,7 @@ func TestVideoOffFromStart(t *testing.T) {
 
 func TestVideoRunStopsOnCancel(t *testing.T) {
 	b := simBoard(t, sim.Config{Width: 320, Height: 180}) // real clock: paced at 30 fps
-	enc := newX264(t, X264Config{Width: 320, Height: 180})
+	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 320, Height: 180}})
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &hookWriter{hook: func(i int, _ media.Sample) {
 		if i == 2 {
@@ -219,7 +219,7 @@ func TestVideoRunStopsOnCancel(t *testing.T) {
 
 func TestVideoRunErrors(t *testing.T) {
 	b := simBoard(t, sim.Config{Width: 320, Height: 180, Clock: sim.NewInstantClock(t0)})
-	enc := newX264(t, X264Config{Width: 320, Height: 180})
+	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 320, Height: 180}})
 	boom := errors.New("boom")
 	err := NewVideo(b.Camera, enc, &hookWriter{err: boom}).Run(context.Background())
 	if !errors.Is(err, boom) {
@@ -234,7 +234,7 @@ func TestVideoRunErrors(t *testing.T) {
 
 func TestVideoFrameAllocs(t *testing.T) {
 	b := simBoard(t, sim.Config{Clock: sim.NewInstantClock(t0)})
-	enc := newX264(t, X264Config{Width: 640, Height: 360})
+	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 640, Height: 360}})
 	v := NewVideo(b.Camera, enc, discard{})
 	ctx := context.Background()
 	step := func() {
@@ -275,7 +275,7 @@ func TestHandleRTCP(t *testing.T) {
 // TestKeyframeRequestReachesEncoder: a PLI from RTCP makes the next frame an IDR.
 func TestKeyframeRequestReachesEncoder(t *testing.T) {
 	b := simBoard(t, sim.Config{Width: 320, Height: 180, Clock: sim.NewInstantClock(t0)})
-	enc := newX264(t, X264Config{Width: 320, Height: 180, KeyInterval: 1000})
+	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 320, Height: 180, KeyInterval: 1000}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &hookWriter{}
@@ -499,7 +499,7 @@ func (c *stillCamera) Close() error { return nil }
 func BenchmarkVideoPipelineFrame(b *testing.B) {
 	x264 := func(bps int) func(b *testing.B, w, h int) hal.VideoEncoder {
 		return func(b *testing.B, w, h int) hal.VideoEncoder {
-			return newX264(b, X264Config{Width: w, Height: h, Bitrate: bps})
+			return newX264(b, X264Config{EncoderConfig: hal.EncoderConfig{Width: w, Height: h, Bitrate: bps}})
 		}
 	}
 	nop := func(*testing.B, int, int) hal.VideoEncoder { return &nopEncoder{buf: make([]byte, 2000)} }

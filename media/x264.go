@@ -93,10 +93,9 @@ import (
 
 // X264Config configures the software H.264 encoder. Zero fields take the defaults.
 type X264Config struct {
-	Width, Height int // even; required
-	FPS           int // default 30
-	Bitrate       int // target bits per second; default 1 Mbit/s
-	KeyInterval   int // frames between IDRs; default 2 s worth
+	// EncoderConfig is what every encoder takes: even Width and Height (required), and
+	// hal.EncoderConfig's defaults for the rest.
+	hal.EncoderConfig
 	// Preset is an x264 speed preset; default "ultrafast". Threads is x264's thread count,
 	// with slice threading (no added latency); default 2 from 1280x720 up, else 1.
 	// Measured on a 2-core x86 (BenchmarkX264Encode*): superfast costs about 30 % more CPU
@@ -126,15 +125,7 @@ type X264 struct {
 
 // NewX264 opens an encoder.
 func NewX264(cfg X264Config) (*X264, error) {
-	if cfg.FPS == 0 {
-		cfg.FPS = 30
-	}
-	if cfg.Bitrate == 0 {
-		cfg.Bitrate = 1_000_000
-	}
-	if cfg.KeyInterval == 0 {
-		cfg.KeyInterval = 2 * cfg.FPS
-	}
+	cfg.EncoderConfig = cfg.WithDefaults()
 	if cfg.Preset == "" {
 		cfg.Preset = "ultrafast"
 	}

@@ -89,7 +89,7 @@ func TestX264Keyframes(t *testing.T) {
 }
 
 func testX264Keyframes(t *testing.T, frames []*hal.Frame, threads int) {
-	e := newX264(t, X264Config{Width: 640, Height: 360, FPS: 30, Bitrate: 500_000, KeyInterval: 30, Threads: threads})
+	e := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 640, Height: 360, FPS: 30, Bitrate: 500_000, KeyInterval: 30}, Threads: threads})
 	var keyAt []int
 	for i, f := range frames {
 		ef, err := e.Encode(f, i == 45)
@@ -125,7 +125,7 @@ func testX264Keyframes(t *testing.T, frames []*hal.Frame, threads int) {
 
 func TestX264SetBitrate(t *testing.T) {
 	frames := simFrames(t, 640, 360, 240)
-	e := newX264(t, X264Config{Width: 640, Height: 360, Bitrate: 200_000, KeyInterval: 1000})
+	e := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 640, Height: 360, Bitrate: 200_000, KeyInterval: 1000}})
 	mean := func(fs []*hal.Frame) int {
 		total := 0
 		for i, f := range fs {
@@ -154,13 +154,13 @@ func TestX264SetBitrate(t *testing.T) {
 }
 
 func TestX264Errors(t *testing.T) {
-	for _, cfg := range []X264Config{{Width: 641, Height: 360}, {Width: 0, Height: 360}, {Width: 640, Height: 360, Bitrate: 10}, {Width: 640, Height: 360, Preset: "warp"}} {
+	for _, cfg := range []X264Config{{EncoderConfig: hal.EncoderConfig{Width: 641, Height: 360}}, {EncoderConfig: hal.EncoderConfig{Width: 0, Height: 360}}, {EncoderConfig: hal.EncoderConfig{Width: 640, Height: 360, Bitrate: 10}}, {EncoderConfig: hal.EncoderConfig{Width: 640, Height: 360}, Preset: "warp"}} {
 		if e, err := NewX264(cfg); err == nil {
 			_ = e.Close()
 			t.Errorf("config %+v accepted", cfg)
 		}
 	}
-	e := newX264(t, X264Config{Width: 640, Height: 360})
+	e := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 640, Height: 360}})
 	f := simFrames(t, 320, 180, 1)[0]
 	if _, err := e.Encode(f, false); err == nil {
 		t.Fatal("frame of the wrong size accepted")
@@ -179,7 +179,7 @@ func TestX264Errors(t *testing.T) {
 
 func TestX264EncodeAllocs(t *testing.T) {
 	frames := simFrames(t, 640, 360, 10)
-	e := newX264(t, X264Config{Width: 640, Height: 360})
+	e := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 640, Height: 360}})
 	for _, f := range frames {
 		if _, err := e.Encode(f, true); err != nil { // grow the output buffer once
 			t.Fatal(err)
@@ -212,7 +212,7 @@ func TestStampSurvivesH264(t *testing.T) {
 	for _, c := range []struct{ w, h, bps int }{{640, 360, 300_000}, {1280, 720, 600_000}, {320, 180, 150_000}} {
 		t.Run(fmt.Sprintf("%dx%d@%dk", c.w, c.h, c.bps/1000), func(t *testing.T) {
 			frames := simFrames(t, c.w, c.h, 90)
-			e := newX264(t, X264Config{Width: c.w, Height: c.h, Bitrate: c.bps})
+			e := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: c.w, Height: c.h, Bitrate: c.bps}})
 			var stream []byte
 			for _, f := range frames {
 				ef, err := e.Encode(f, false)
@@ -255,7 +255,7 @@ func benchmarkX264(b *testing.B, w, h, bps int) {
 	for _, preset := range []string{"ultrafast", "superfast"} {
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s/threads=%d", preset, threads), func(b *testing.B) {
-				e := newX264(b, X264Config{Width: w, Height: h, Bitrate: bps, Preset: preset, Threads: threads})
+				e := newX264(b, X264Config{EncoderConfig: hal.EncoderConfig{Width: w, Height: h, Bitrate: bps}, Preset: preset, Threads: threads})
 				for _, f := range frames {
 					if _, err := e.Encode(f, false); err != nil {
 						b.Fatal(err)

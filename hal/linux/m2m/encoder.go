@@ -70,15 +70,7 @@ type mapping struct {
 
 // NewEncoder opens the node info describes and starts it streaming at cfg.
 func NewEncoder(info Info, cfg Config) (*Encoder, error) {
-	if cfg.FPS == 0 {
-		cfg.FPS = 30
-	}
-	if cfg.Bitrate == 0 {
-		cfg.Bitrate = 1_000_000
-	}
-	if cfg.KeyInterval == 0 {
-		cfg.KeyInterval = 2 * cfg.FPS
-	}
+	cfg = cfg.WithDefaults()
 	if cfg.Width < 32 || cfg.Height < 32 || cfg.Width > 1920 || cfg.Height > 1920 || cfg.Width%2 != 0 || cfg.Height%2 != 0 {
 		return nil, fmt.Errorf("m2m: %dx%d: want even sizes from 32 to 1920", cfg.Width, cfg.Height)
 	}
