@@ -60,11 +60,16 @@ func start(t *testing.T, m PinMap) *rig {
 	return r
 }
 
-// edges puts levels on a line; the last is sent twice so that all before it have been
-// stamped by the time edges returns (a repeated level is no edge to the debouncer).
+// edges puts levels on a line; the last is sent three times (a repeated level is no edge
+// to the debouncer). The hand-offs are unbuffered: the line's watcher takes a level only
+// after handing on the one before, and the debouncer's reader takes that only after
+// queueing the one before it. So when the third copy is taken, every real edge is queued
+// for the debouncer, which drains its queue before it advances to the clock's time; an edge
+// still on its way when the fake clock jumps would count from the jump instead.
 func (r *rig) edges(bcm int, levels ...gpio.Level) {
 	r.t.Helper()
-	levels = append(levels, levels[len(levels)-1])
+	last := levels[len(levels)-1]
+	levels = append(levels, last, last)
 	for _, l := range levels {
 		select {
 		case r.pins[bcm].EdgesChan <- l:
