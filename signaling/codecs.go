@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -81,6 +82,10 @@ func newAPI(serverURL string, subscriber bool, st *statsHolder) (*webrtc.API, er
 		return nil, fmt.Errorf("signaling: interceptors: %w", err)
 	}
 	se := settingEngine(isLoopbackURL(serverURL))
+	// A media path that has received nothing for 3 s (consent checks go out every second,
+	// so several were lost) is taken as lost, and the session resumes with an ICE restart
+	// (peers.go); pion's defaults (5 s, failed at 25 s) would keep a dead path for longer.
+	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepaliveInterval)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg),
 		webrtc.WithSettingEngine(se)), nil
 }
@@ -136,6 +141,13 @@ func mediaEngine(subscriber bool) (*webrtc.MediaEngine, error) {
 // settingEngine: no multicast DNS queries on the room's LAN; with loopbackOnly (a peer on
 // this host: development, tests) only loopback candidates, so ICE pairs there and nothing
 // leaves the machine.
+// ICE timeouts of the room's peer connections (newAPI).
+const (
+	iceDisconnectedTimeout = 3 * time.Second
+	iceFailedTimeout       = 10 * time.Second
+	iceKeepaliveInterval   = time.Second
+)
+
 func settingEngine(loopbackOnly bool) webrtc.SettingEngine {
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)

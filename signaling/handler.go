@@ -138,14 +138,14 @@ func (s *Session) handle(msg *livekit.SignalResponse) {
 		s.emit(LocalTrackMuted{TrackSID: m.Mute.GetSid(), Muted: m.Mute.GetMuted()})
 	case *livekit.SignalResponse_RefreshToken:
 		s.mu.Lock()
-		s.token = m.RefreshToken
+		s.sig.token = m.RefreshToken
 		s.mu.Unlock()
 		s.emit(TokenRefreshed{})
 	case *livekit.SignalResponse_PongResp:
 		rtt := time.Since(time.UnixMilli(m.PongResp.GetLastPingTimestamp()))
 		if rtt >= 0 {
 			s.mu.Lock()
-			s.rtt = rtt
+			s.sig.rtt = rtt
 			s.mu.Unlock()
 		}
 	case *livekit.SignalResponse_SpeakersChanged:
@@ -171,10 +171,10 @@ func (s *Session) onPublisherAnswer(d *livekit.SessionDescription) {
 		return
 	}
 	s.mu.Lock()
-	cands := s.pubCands
-	s.pubCands = nil
-	wait := s.answerWait
-	s.answerWait = nil
+	cands := s.peers.pubCands
+	s.peers.pubCands = nil
+	wait := s.peers.answerWait
+	s.peers.answerWait = nil
 	s.mu.Unlock()
 	s.addCandidates(s.pub, cands)
 	if wait != nil {
@@ -183,13 +183,22 @@ func (s *Session) onPublisherAnswer(d *livekit.SessionDescription) {
 }
 
 func (s *Session) onSubscriberOffer(d *livekit.SessionDescription) {
+	// An offer with new ICE credentials restarts ICE (the server's restart on a resume):
+	// marked before pion restarts the agent, so only a connection made after it counts.
+	if prev := s.sub.RemoteDescription(); prev != nil && iceUfrag(prev.SDP) != iceUfrag(d.GetSdp()) {
+		s.mu.Lock()
+		s.peers.subICE.restarting = true
+		s.peers.subRestartDue = false
+		s.changedLocked()
+		s.mu.Unlock()
+	}
 	if err := s.sub.SetRemoteDescription(fromProto(d)); err != nil {
 		s.fail(fmt.Errorf("signaling: subscriber offer: %w", err))
 		return
 	}
 	s.mu.Lock()
-	cands := s.subCands
-	s.subCands = nil
+	cands := s.peers.subCands
+	s.peers.subCands = nil
 	s.mu.Unlock()
 	s.addCandidates(s.sub, cands)
 	answer, err := s.sub.CreateAnswer(nil)
@@ -217,9 +226,9 @@ func (s *Session) onTrickle(t *livekit.TrickleRequest) {
 	s.mu.Lock()
 	if pc.RemoteDescription() == nil {
 		if pc == s.pub {
-			s.pubCands = append(s.pubCands, c)
+			s.peers.pubCands = append(s.peers.pubCands, c)
 		} else {
-			s.subCands = append(s.subCands, c)
+			s.peers.subCands = append(s.peers.subCands, c)
 		}
 		s.mu.Unlock()
 		return

@@ -253,6 +253,49 @@ func TestRepeatedSignalCutsResume(t *testing.T) {
 	}
 }
 
+// A flapping link: the signal connection is cut three times within 100 ms, the later cuts
+// landing on the resume's own connection. The same participant comes back (the server
+// lists one box, with the sid it had), and the media flows again.
+func TestFlappingSignalResumesSameParticipant(t *testing.T) {
+	noLeak(t)
+	srv, proxy, w, b := proxiedBox(t)
+	sid := b.room.State().Local.GetSid()
+	start := time.Now()
+	for i := range 3 {
+		accepted := proxy.Accepted()
+		proxy.CutAll()
+		if i == 2 {
+			break
+		}
+		// The next cut goes to the resume's connection as soon as there is one, at most 40 ms on.
+		for deadline := time.Now().Add(40 * time.Millisecond); proxy.Accepted() == accepted && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Logf("3 cuts in %v", time.Since(start).Round(time.Millisecond))
+	if ev, _ := waitEvent[signaling.Reconnected](t, b, 20*time.Second); !ev.Resumed {
+		t.Fatal("rejoined instead of resuming")
+	}
+	w.flowing(t, "after the flapping")
+	st := b.room.State()
+	if st.Joins != 1 || st.Local.GetSid() != sid {
+		t.Fatalf("joins %d, sid %s; want 1 and the same sid %s", st.Joins, st.Local.GetSid(), sid)
+	}
+	ps, err := srv.ListParticipants(context.Background(), testRoom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boxes []string
+	for _, p := range ps {
+		if p.Identity == "box" {
+			boxes = append(boxes, p.Sid)
+		}
+	}
+	if len(boxes) != 1 || boxes[0] != sid {
+		t.Fatalf("server lists box as %v, want exactly %s", boxes, sid)
+	}
+}
+
 func TestRejoinAfterServerKilled(t *testing.T) {
 	noLeak(t)
 	srv := lktest.Start(t)
@@ -350,42 +393,55 @@ func untilReconnected(t testing.TB, b *box, d time.Duration) []error {
 }
 
 // Two livekit-server nodes share redis behind a load balancer; the node hosting the room
-// is killed. The box is back in the room through the other node.
+// is killed. The box is back in the room through the other node, whether its signal
+// connection was on the killed node (it drops at once) or on the survivor (it stays up, and
+// the box notices the media connection going quiet).
 func TestRejoinThroughOtherNode(t *testing.T) {
-	noLeak(t)
-	cluster := lktest.StartCluster(t, 2)
-	lb := faultnet.NewLoadBalancer(t, cluster.Addrs()...)
-	b := startBox(t, lb.URL("ws"), signaling.StaticToken(lktest.Token(t, testRoom, "box")), false)
-	waitEvent[signaling.Joined](t, b, 15*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	host, err := cluster.WaitRoomHost(ctx, testRoom)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range cluster.Nodes {
-		if n == host {
-			cluster.Kill(i)
-		}
-	}
-	killed := time.Now()
-	reasons := untilReconnected(t, b, 60*time.Second)
-	t.Logf("node failover: host killed -> box back in the room in %v (%d failed attempts: %v)",
-		time.Since(killed).Round(time.Millisecond), len(reasons), reasons)
-	survivor := cluster.Running()[0]
-	p, err := survivor.WaitParticipant(context.Background(), testRoom, "box", func(p *livekit.ParticipantInfo) bool {
-		return lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE) != nil
-	})
-	if err != nil {
-		t.Fatalf("box not republished on the surviving node: %v", err)
-	}
-	if p.State == livekit.ParticipantInfo_DISCONNECTED {
-		t.Fatalf("box listed but disconnected: %v", p)
-	}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel2()
-	if host2, err := cluster.WaitRoomHost(ctx2, testRoom); err != nil || host2 != survivor {
-		t.Fatalf("room host after failover: %v, %v; want the survivor", host2, err)
+	for _, tc := range []struct {
+		name         string
+		signalOnHost bool
+	}{{"signal on the host", true}, {"signal on the survivor", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeak(t)
+			cluster := lktest.StartCluster(t, 2)
+			host, survivor := cluster.Nodes[0], cluster.Nodes[1]
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := cluster.CreateRoomOn(ctx, host, &livekit.CreateRoomRequest{Name: testRoom}); err != nil {
+				t.Fatal(err)
+			}
+			first := survivor
+			if tc.signalOnHost {
+				first = host
+			}
+			// The box's signal connection goes to first; once the host is dead it refuses, and
+			// new connections go to the survivor.
+			lb := faultnet.NewLoadBalancer(t, first.Addr(), cluster.Addrs()[0], cluster.Addrs()[1])
+			b := startBox(t, lb.URL("ws"), signaling.StaticToken(lktest.Token(t, testRoom, "box")), false)
+			waitEvent[signaling.Joined](t, b, 15*time.Second)
+			if h, err := cluster.WaitRoomHost(ctx, testRoom); err != nil || h != host {
+				t.Fatalf("room host %v, %v; want node 0", h, err)
+			}
+			cluster.Kill(0)
+			killed := time.Now()
+			reasons := untilReconnected(t, b, 60*time.Second)
+			t.Logf("node failover, %s: host killed -> box back in the room in %v (%d failed attempts: %v)",
+				tc.name, time.Since(killed).Round(time.Millisecond), len(reasons), reasons)
+			p, err := survivor.WaitParticipant(context.Background(), testRoom, "box", func(p *livekit.ParticipantInfo) bool {
+				return lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE) != nil
+			})
+			if err != nil {
+				t.Fatalf("box not republished on the surviving node: %v", err)
+			}
+			if p.State == livekit.ParticipantInfo_DISCONNECTED {
+				t.Fatalf("box listed but disconnected: %v", p)
+			}
+			ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel2()
+			if host2, err := cluster.WaitRoomHost(ctx2, testRoom); err != nil || host2 != survivor {
+				t.Fatalf("room host after failover: %v, %v; want the survivor", host2, err)
+			}
+		})
 	}
 }
 

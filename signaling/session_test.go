@@ -445,6 +445,72 @@ func TestResumeAfterSignalLoss(t *testing.T) {
 	}
 }
 
+// A signal connection lost during the resume restarts the resume: the next attempt follows
+// the backoff schedule from where it was (attempt 1, not 0 again), the room sees one
+// Reconnecting and one Reconnected, and a request made meanwhile reaches the connection that
+// completed the resume.
+func TestCutDuringResumeRestartsIt(t *testing.T) {
+	srv := &fakeServer{first: newFakeTransport(), redials: make(chan *fakeTransport, 4)}
+	srv.first.in <- joinResponse()
+	var mu sync.Mutex
+	var waits []int
+	events := &eventLog{ch: make(chan Event, 64)}
+	s, err := Connect(context.Background(), "ws://127.0.0.1:1", "tok0", Options{
+		OnEvent: events.add, ResumeTimeout: 5 * time.Second, Dial: srv.dial,
+		ResumeBackoff: func(n int) time.Duration {
+			mu.Lock()
+			waits = append(waits, n)
+			mu.Unlock()
+			return 10 * time.Millisecond
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	cut := newFakeTransport() // lost before it answers the resume
+	cut.fail <- ErrTransportClosed
+	third := newFakeTransport()
+	third.in <- reconnectResponse()
+	srv.redials <- cut
+	srv.redials <- third
+	srv.first.fail <- ErrTransportClosed
+	waitEvent[Reconnecting](t, events)
+	if err := s.SetTrackMuted(context.Background(), "TR_mic", true); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent[Reconnected](t, events)
+	next[*livekit.SignalRequest_SyncState](t, third)
+	if m := next[*livekit.SignalRequest_Mute](t, third); m.Mute.Sid != "TR_mic" {
+		t.Fatalf("mute for %q", m.Mute.Sid)
+	}
+	events.mu.Lock()
+	var reconnecting, reconnected int
+	for _, e := range events.ev {
+		switch e.(type) {
+		case Reconnecting:
+			reconnecting++
+		case Reconnected:
+			reconnected++
+		}
+	}
+	events.mu.Unlock()
+	if reconnecting != 1 || reconnected != 1 {
+		t.Fatalf("%d Reconnecting, %d Reconnected events; want 1 and 1", reconnecting, reconnected)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(waits) != 2 || waits[0] != 0 || waits[1] != 1 {
+		t.Fatalf("backoff asked for attempts %v, want [0 1] (the count kept across the cut)", waits)
+	}
+	if d := srv.dials(); len(d) != 3 || !d[2].Reconnect {
+		t.Fatalf("dials %+v, want the join and two resumes", d)
+	}
+	if s.Resumes() != 1 {
+		t.Fatalf("Resumes() = %d, want 1", s.Resumes())
+	}
+}
+
 // A server that no longer knows the participant answers the resume with a leave asking
 // for a full reconnect: the session ends with that leave, without further attempts.
 func TestResumeRefusedWithReconnect(t *testing.T) {

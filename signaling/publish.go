@@ -1,0 +1,197 @@
+package signaling
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	"github.com/pion/webrtc/v4"
+	"google.golang.org/protobuf/proto"
+)
+
+// Publish announces tracks to the room, adds them to the publisher connection and
+// negotiates it once for all of them.
+func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Publication, error) {
+	s.negotiate.Lock()
+	defer s.negotiate.Unlock()
+	pubs := make([]Publication, 0, len(tracks))
+	for _, lt := range tracks {
+		info, err := s.addTrack(ctx, lt)
+		if err != nil {
+			return nil, err
+		}
+		tr, err := s.pub.AddTransceiverFromTrack(lt.Track,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return nil, fmt.Errorf("signaling: add %s track: %w", lt.Source, err)
+		}
+		if enc := tr.Sender().GetParameters().Encodings; len(enc) > 0 {
+			s.mu.Lock()
+			s.ssrcs[lt.Track.ID()] = uint32(enc[0].SSRC)
+			s.mu.Unlock()
+		}
+		pubs = append(pubs, Publication{Info: info, Sender: tr.Sender()})
+	}
+	if err := s.offerPublisher(ctx, nil); err != nil {
+		return nil, err
+	}
+	return pubs, nil
+}
+
+func (s *Session) addTrack(ctx context.Context, lt LocalTrack) (*livekit.TrackInfo, error) {
+	cid := lt.Track.ID()
+	req := &livekit.AddTrackRequest{
+		Cid: cid, Name: lt.Name, Type: lt.Type, Source: lt.Source, Muted: lt.Muted,
+		Width: lt.Width, Height: lt.Height,
+	}
+	switch lt.Type {
+	case livekit.TrackType_VIDEO:
+		req.Layers = []*livekit.VideoLayer{{Quality: livekit.VideoQuality_HIGH, Width: lt.Width, Height: lt.Height}}
+		req.SimulcastCodecs = []*livekit.SimulcastCodec{{Codec: "h264", Cid: cid}}
+	case livekit.TrackType_AUDIO:
+		req.AudioFeatures = []livekit.AudioTrackFeature{livekit.AudioTrackFeature_TF_NO_DTX}
+	}
+	ch := make(chan *livekit.TrackInfo, 1)
+	s.mu.Lock()
+	s.pendingAdd[cid] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pendingAdd, cid)
+		s.mu.Unlock()
+	}()
+	if err := s.request(ctx, &livekit.SignalRequest{Message: &livekit.SignalRequest_AddTrack{AddTrack: req}}); err != nil {
+		return nil, err
+	}
+	select {
+	case info := <-ch:
+		s.mu.Lock()
+		s.published[cid] = info
+		s.mu.Unlock()
+		return info, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("signaling: publishing %s: %w", lt.Source, ctx.Err())
+	case <-s.done:
+		return nil, fmt.Errorf("signaling: publishing %s: %w", lt.Source, s.err)
+	}
+}
+
+func (s *Session) isNegotiated() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peers.negotiated
+}
+
+// offerPublisher runs one publisher offer/answer exchange; the caller holds s.negotiate.
+// An ICE restart is marked before the offer restarts the agent, so the resume waiting on
+// it takes only a connection made after it.
+func (s *Session) offerPublisher(ctx context.Context, opts *webrtc.OfferOptions) error {
+	if opts != nil && opts.ICERestart {
+		s.mu.Lock()
+		s.peers.pubICE.restarting = true
+		s.changedLocked()
+		s.mu.Unlock()
+	}
+	offer, err := s.pub.CreateOffer(opts)
+	if err != nil {
+		return fmt.Errorf("signaling: publisher offer: %w", err)
+	}
+	if err := s.pub.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("signaling: publisher offer: %w", err)
+	}
+	wait := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.peers.answerWait = wait
+	t := s.sig.t
+	s.mu.Unlock()
+	req := &livekit.SignalRequest{Message: &livekit.SignalRequest_Offer{Offer: toProto(offer)}}
+	if err := t.Send(ctx, req); err != nil {
+		return err
+	}
+	select {
+	case <-wait:
+		s.mu.Lock()
+		s.peers.negotiated = true
+		s.mu.Unlock()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("signaling: waiting for publisher answer: %w", ctx.Err())
+	case <-s.done:
+		return fmt.Errorf("signaling: waiting for publisher answer: %w", s.err)
+	}
+}
+
+// WaitMedia waits until the publisher connection has connected (media can flow), the
+// session ends, or ctx ends.
+func (s *Session) WaitMedia(ctx context.Context) error {
+	select {
+	case <-s.pubUp:
+		return nil
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		return fmt.Errorf("signaling: media connection not up: %w", ctx.Err())
+	}
+}
+
+// ensureNegotiated negotiates the publisher connection (for its data channels) if no
+// track has been published yet.
+func (s *Session) ensureNegotiated(ctx context.Context) error {
+	s.negotiate.Lock()
+	defer s.negotiate.Unlock()
+	if s.isNegotiated() {
+		return nil
+	}
+	return s.offerPublisher(ctx, nil)
+}
+
+// SetTrackMuted tells the room a local track is muted or unmuted.
+func (s *Session) SetTrackMuted(ctx context.Context, trackSID string, muted bool) error {
+	return s.request(ctx, &livekit.SignalRequest{Message: &livekit.SignalRequest_Mute{
+		Mute: &livekit.MuteTrackRequest{Sid: trackSID, Muted: muted},
+	}})
+}
+
+// SendData writes a data packet to the room over the reliable or lossy data channel,
+// negotiating the publisher connection first if nothing was published yet.
+func (s *Session) SendData(ctx context.Context, pkt *livekit.DataPacket, reliable bool) error {
+	data, err := proto.Marshal(pkt)
+	if err != nil {
+		return fmt.Errorf("signaling: data packet: %w", err)
+	}
+	if len(data) > MaxDataPacketBytes {
+		return fmt.Errorf("%w: %d bytes", ErrDataTooLarge, len(data))
+	}
+	if err := s.ensureNegotiated(ctx); err != nil {
+		return err
+	}
+	dc := s.lossy
+	if reliable {
+		dc = s.reliable
+	}
+	if err := waitOpen(ctx, dc, s.done); err != nil {
+		return err
+	}
+	if err := dc.Send(data); err != nil {
+		return fmt.Errorf("signaling: send on %s: %w", dc.Label(), err)
+	}
+	return nil
+}
+
+// waitOpen waits until a data channel is open.
+func waitOpen(ctx context.Context, dc *webrtc.DataChannel, done <-chan struct{}) error {
+	for dc.ReadyState() != webrtc.DataChannelStateOpen {
+		if dc.ReadyState() == webrtc.DataChannelStateClosed {
+			return fmt.Errorf("signaling: data channel %s closed", dc.Label())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("signaling: data channel %s not open: %w", dc.Label(), ctx.Err())
+		case <-done:
+			return ErrClosed
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
