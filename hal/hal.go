@@ -77,6 +77,13 @@ type AudioOut interface {
 	Close() error
 }
 
+// DelayReporter is a speaker that knows how long audio written now waits in its buffers
+// before it is played (ALSA's snd_pcm_delay): what an echo canceller needs to line its
+// reference up with the echo.
+type DelayReporter interface {
+	Delay() time.Duration
+}
+
 // XrunCounter is an audio device that counts its overruns (capture) or underruns
 // (playback): audio lost between the device and us, shown on the page.
 type XrunCounter interface {

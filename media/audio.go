@@ -16,10 +16,11 @@ type AudioEncoder interface {
 	Encode(pcm []int16) ([]byte, error)
 }
 
-// Audio reads a microphone, groups its periods into 20 ms frames, encodes and writes
-// samples.
+// Audio reads a microphone, groups its periods into 20 ms frames, runs them through its
+// stages, gates them with the mute, encodes and writes samples.
 type Audio struct {
 	mic    hal.AudioIn
+	stages []AudioStage
 	enc    AudioEncoder
 	out    SampleWriter
 	muted  atomic.Bool
@@ -27,15 +28,20 @@ type Audio struct {
 	period int     // samples in one microphone period
 }
 
-// NewAudio returns an unmuted audio pipeline. The microphone's periods must divide 20 ms.
-func NewAudio(mic hal.AudioIn, enc AudioEncoder, out SampleWriter) (*Audio, error) {
+// NewAudio returns an unmuted audio pipeline. The microphone's periods must divide 20 ms;
+// with stages, the microphone must give 48 kHz mono (what the stages take).
+func NewAudio(mic hal.AudioIn, enc AudioEncoder, out SampleWriter, stages ...AudioStage) (*Audio, error) {
 	f := mic.Format()
 	frame := f.SampleRate / 50 * f.Channels
 	period := f.FrameSamples * f.Channels
 	if f.SampleRate%50 != 0 || period <= 0 || frame%period != 0 {
 		return nil, fmt.Errorf("media: audio: %d-sample periods at %d Hz do not divide 20 ms", f.FrameSamples, f.SampleRate)
 	}
-	return &Audio{mic: mic, enc: enc, out: out, pcm: make([]int16, frame), period: period}, nil
+	if len(stages) > 0 && (f.SampleRate != OpusSampleRate || f.Channels != 1) {
+		return nil, fmt.Errorf("media: audio: processing stages take %d Hz mono; the microphone gives %d Hz x %d channels",
+			OpusSampleRate, f.SampleRate, f.Channels)
+	}
+	return &Audio{mic: mic, stages: stages, enc: enc, out: out, pcm: make([]int16, frame), period: period}, nil
 }
 
 // SetMuted mutes or unmutes. While muted every frame is replaced with silence before it
@@ -62,6 +68,13 @@ func (a *Audio) next(ctx context.Context) error {
 	for off := 0; off < len(a.pcm); off += a.period {
 		if err := a.mic.ReadPCM(ctx, a.pcm[off:off+a.period]); err != nil {
 			return err
+		}
+	}
+	for _, st := range a.stages {
+		for off := 0; off < len(a.pcm); off += StageSamples {
+			if err := st.ProcessCapture(a.pcm[off : off+StageSamples]); err != nil {
+				return err
+			}
 		}
 	}
 	if a.muted.Load() {

@@ -85,6 +85,8 @@ type Playback struct {
 	applied float32 // gain at the end of the last period: where the next one ramps from
 	mix     []int32 // one period, mono
 	buf     []int16 // one period as the speaker takes it
+	far     FarEnd  // set before Run; nil if nobody wants the reference
+	farBuf  []int16 // one period, mono, as played: the far end's reference
 }
 
 // NewPlayback returns an unmuted playback at MaxVolume for a speaker at the Opus rate
@@ -104,6 +106,13 @@ func NewPlayback(out hal.AudioOut) (*Playback, error) {
 	}
 	p.SetVolume(MaxVolume)
 	return p, nil
+}
+
+// SetFarEnd hands every period played to far as well (an echo canceller's reference).
+// Call it before Run.
+func (p *Playback) SetFarEnd(far FarEnd) {
+	p.far = far
+	p.farBuf = make([]int16, len(p.mix))
 }
 
 // SetMuted makes the speaker deaf: while muted every period written is silence, so nothing
@@ -160,6 +169,9 @@ func (p *Playback) Run(ctx context.Context) error {
 	for {
 		p.admit(&wg)
 		p.mixPeriod()
+		if p.far != nil {
+			p.far.Played(p.farBuf, speakerDelay(p.out))
+		}
 		if err := p.out.WritePCM(ctx, p.buf); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -227,14 +239,26 @@ func (p *Playback) mixPeriod() {
 	}
 	g, step := p.applied, (target-p.applied)/float32(len(p.mix))
 	for i, v := range p.mix {
-		s := min(max(float32(v)*g, math.MinInt16), math.MaxInt16)
+		s := int16(min(max(float32(v)*g, math.MinInt16), math.MaxInt16))
 		frame := p.buf[i*p.channels : (i+1)*p.channels]
 		for c := range frame {
-			frame[c] = int16(s) // a mono mix on every channel
+			frame[c] = s // a mono mix on every channel
+		}
+		if p.farBuf != nil {
+			p.farBuf[i] = s
 		}
 		g += step
 	}
 	p.applied = target
+}
+
+// speakerDelay is how long audio written to out now waits before it is heard, if out can
+// tell.
+func speakerDelay(out hal.AudioOut) time.Duration {
+	if d, ok := out.(hal.DelayReporter); ok {
+		return d.Delay()
+	}
+	return 0
 }
 
 // track is one remote track: a jitter buffer the reader fills and the mixer drains, and
