@@ -40,9 +40,8 @@ type Buttons struct {
 	Clock hal.Clock
 	Log   *slog.Logger
 
-	srcs   []hal.Buttons
-	names  []string // which part gave each source, for the report
-	closer []func() error
+	srcs  []hal.Buttons
+	names []string // which part gave each source, for the report
 }
 
 // GPIOPart claims the pin map's lines: debounced buttons and the mute LED. Absent on a

@@ -297,7 +297,7 @@ const (
 	iocR = 2 << 30
 	iocV = 'V' << 8
 
-	QueryCap       = iocR | iocV | 0 | uint(unsafe.Sizeof(Capability{}))<<16
+	QueryCap       = iocR | iocV | uint(unsafe.Sizeof(Capability{}))<<16 // nr 0
 	EnumFmt        = iocR | iocW | iocV | 2 | uint(unsafe.Sizeof(FmtDesc{}))<<16
 	GFmt           = iocR | iocW | iocV | 4 | uint(unsafe.Sizeof(Format{}))<<16
 	SFmt           = iocR | iocW | iocV | 5 | uint(unsafe.Sizeof(Format{}))<<16
