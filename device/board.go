@@ -13,7 +13,6 @@ import (
 	"roombox/hal/linux/gpio"
 	"roombox/hal/linux/m2m"
 	"roombox/hal/linux/v4l2"
-	"roombox/hal/sim"
 )
 
 // openLinuxBoard attaches the real hardware that is there: camera, ALSA "default" mic and
@@ -31,7 +30,7 @@ func openLinuxBoard(ctx context.Context, pinsFile string, log *slog.Logger) (*ha
 			return nil, fmt.Errorf("device: pin map %s: %w", pinsFile, err)
 		}
 	}
-	clock := sim.RealClock{}
+	clock := hal.WallClock{}
 	buttons := &linux.Buttons{Clock: clock, Log: log}
 	b, rep, err := linux.NewBoard(ctx, linux.Config{
 		Camera: v4l2.Config{Width: simWidth, Height: simHeight, FPS: simFPS, Clock: clock},

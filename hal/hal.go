@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -149,6 +150,42 @@ type Clock interface {
 	Now() time.Time
 	// Wait blocks until the clock reaches t or ctx ends.
 	Wait(ctx context.Context, t time.Time) error
+}
+
+// WallClock is the real time, the Clock of real hardware and of the simulated board when
+// it runs for real. Its Wait reuses pooled timers, so pacing loops allocate nothing.
+type WallClock struct{}
+
+var timerPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// Now returns time.Now().
+func (WallClock) Now() time.Time { return time.Now() }
+
+// Wait blocks until t or until ctx ends.
+func (WallClock) Wait(ctx context.Context, t time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	tm := timerPool.Get().(*time.Timer)
+	tm.Reset(d)
+	defer func() {
+		tm.Stop() // since Go 1.23 a stopped timer never delivers a stale value after Reset
+		timerPool.Put(tm)
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-tm.C:
+		return nil
+	}
 }
 
 // LED is a single on/off indicator (the mute LED).

@@ -243,7 +243,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{Debounce: 50 * ms, LongPress: 50 * ms},
 		{Repeat: []string{"power"}},
 	} {
-		if _, err := button.New(src, sim.RealClock{}, cfg); err == nil {
+		if _, err := button.New(src, hal.WallClock{}, cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
 		}
 	}

@@ -16,7 +16,7 @@ type Config struct {
 	Width, Height int           // camera picture size, even; default 640x360
 	FPS           int           // camera frame rate; default 30
 	ToneHz        float64       // microphone tone; default 440
-	Clock         Clock         // default RealClock
+	Clock         Clock         // default hal.WallClock
 	SpeakerRecord time.Duration // how much speaker audio to keep for Speaker.Recording; default none
 }
 
@@ -42,7 +42,7 @@ func New(cfg Config) (*Board, error) {
 		cfg.ToneHz = 440
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = RealClock{}
+		cfg.Clock = hal.WallClock{}
 	}
 	c := StampCell(cfg.Width)
 	switch {

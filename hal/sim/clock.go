@@ -9,44 +9,9 @@ import (
 	"roombox/hal"
 )
 
-// Clock is the time source of the simulated devices: hal.Clock, which RealClock, FakeClock
-// and InstantClock implement.
+// Clock is the time source of the simulated devices: hal.Clock, which hal.WallClock,
+// FakeClock and InstantClock implement.
 type Clock = hal.Clock
-
-// RealClock is the wall clock. Its Wait reuses pooled timers, so pacing loops allocate nothing.
-type RealClock struct{}
-
-var timerPool = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
-}}
-
-// Now returns time.Now().
-func (RealClock) Now() time.Time { return time.Now() }
-
-// Wait blocks until t or until ctx ends.
-func (RealClock) Wait(ctx context.Context, t time.Time) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	d := time.Until(t)
-	if d <= 0 {
-		return nil
-	}
-	tm := timerPool.Get().(*time.Timer)
-	tm.Reset(d)
-	defer func() {
-		tm.Stop() // since Go 1.23 a stopped timer never delivers a stale value after Reset
-		timerPool.Put(tm)
-	}()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
-		return nil
-	}
-}
 
 // FakeClock is a manual clock for tests: time moves only when Advance or Set is called.
 type FakeClock struct {

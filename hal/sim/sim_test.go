@@ -253,26 +253,6 @@ func TestCameraReadFrameAllocs(t *testing.T) {
 	}
 }
 
-func TestRealClockWait(t *testing.T) {
-	var c sim.RealClock
-	ctx := context.Background()
-	start := time.Now()
-	if err := c.Wait(ctx, start.Add(20*time.Millisecond)); err != nil {
-		t.Fatal(err)
-	}
-	if el := time.Since(start); el < 20*time.Millisecond {
-		t.Fatalf("Wait returned after %v", el)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := c.Wait(cctx, time.Now().Add(time.Hour)); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled wait: %v", err)
-	}
-	if n := testing.AllocsPerRun(20, func() { _ = c.Wait(ctx, time.Now().Add(time.Microsecond)) }); n != 0 {
-		t.Errorf("RealClock.Wait allocates %v times", n)
-	}
-}
-
 func readTone(t *testing.T, m *sim.Mic, periods int) []int16 {
 	t.Helper()
 	pcm := make([]int16, 0, periods*sim.PeriodSamples)

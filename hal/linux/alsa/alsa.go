@@ -36,7 +36,6 @@ import (
 	"unsafe"
 
 	"roombox/hal"
-	"roombox/hal/sim"
 )
 
 // The format callers get: 48 kHz mono, 10 ms periods.
@@ -101,7 +100,7 @@ func (c Config) withDefaults(capture bool) Config {
 
 func (c Config) clock() hal.Clock {
 	if c.Clock == nil {
-		return sim.RealClock{}
+		return hal.WallClock{}
 	}
 	return c.Clock
 }

@@ -9,7 +9,6 @@ import (
 
 	"roombox/hal"
 	"roombox/hal/linux/evdev/uinput"
-	"roombox/hal/sim"
 )
 
 // Report is what CheckUinput saw.
@@ -36,7 +35,7 @@ func CheckUinput(ctx context.Context) (Report, error) {
 			u.Close()
 		}
 	}()
-	b, err := Open(ctx, Config{Clock: sim.RealClock{}, Names: []string{name}})
+	b, err := Open(ctx, Config{Clock: hal.WallClock{}, Names: []string{name}})
 	if err != nil {
 		return Report{}, err
 	}

@@ -382,7 +382,7 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 	if _, err := Open(t.Context(), Config{}); err == nil {
 		t.Error("no clock accepted")
 	}
-	if _, err := Open(t.Context(), Config{Clock: sim.RealClock{}, Keys: map[uint16]string{0x300: "mic"}}); err == nil {
+	if _, err := Open(t.Context(), Config{Clock: hal.WallClock{}, Keys: map[uint16]string{0x300: "mic"}}); err == nil {
 		t.Error("key code 0x300 accepted")
 	}
 }

@@ -1,7 +1,6 @@
 package v4l2
 
 import (
-	"context"
 	"time"
 
 	"roombox/hal"
@@ -30,7 +29,7 @@ func (c Config) withDefaults() Config {
 		c.FPS = 30
 	}
 	if c.Clock == nil {
-		c.Clock = wallClock{}
+		c.Clock = hal.WallClock{}
 	}
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 3 * time.Second
@@ -43,20 +42,4 @@ func (c Config) withDefaults() Config {
 
 func (c Config) want() Want {
 	return Want{Format: c.Format, Width: c.Width, Height: c.Height, FPS: c.FPS}
-}
-
-// wallClock is the real time; its Wait serves only the reopen backoff, never a frame.
-type wallClock struct{}
-
-func (wallClock) Now() time.Time { return time.Now() }
-
-func (wallClock) Wait(ctx context.Context, t time.Time) error {
-	tm := time.NewTimer(time.Until(t))
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
-		return nil
-	}
 }

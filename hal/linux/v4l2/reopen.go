@@ -78,7 +78,7 @@ type Reopener struct {
 // NewReopener wraps cam, already open, and reopens it with open when it is lost.
 func NewReopener(cam hal.Camera, open Opener, cfg ReopenConfig) *Reopener {
 	if cfg.Clock == nil {
-		cfg.Clock = wallClock{}
+		cfg.Clock = hal.WallClock{}
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
