@@ -146,4 +146,22 @@ type Options struct {
 	stall <-chan struct{}
 	// encodeStall, set by tests in this package, replaces the package's encodeStall.
 	encodeStall time.Duration
+	// hooks, set by tests in this package, look inside the running daemon.
+	hooks testHooks
 }
+
+// testHooks let tests in this package look inside a running daemon and pause a change
+// between its stages; nil hooks do nothing.
+type testHooks struct {
+	// started receives the daemon once its saved state is applied, before it serves.
+	started func(*daemon)
+	// stage runs at each stage boundary of every change (daemon.update) with the state the
+	// change recorded; a test blocks in it to hold that change while others go on.
+	stage func(stage string, st SavedState)
+}
+
+// The stage boundaries of a change (testHooks.stage).
+const (
+	stageApplied = "applied" // recorded and applied; the room not told, nothing saved
+	stageTold    = "told"    // the room told; nothing saved
+)

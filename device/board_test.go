@@ -23,6 +23,15 @@ import (
 // test ends, and returns its LocalAPI client once it answers.
 func runBoard(t *testing.T, srv *lktest.Server, room, identity string, board *hal.Board) *LocalClient {
 	t.Helper()
+	api, _ := runDaemon(t, srv, room, identity, Options{board: board})
+	return api
+}
+
+// runDaemon runs the daemon in-process with opts, provisioned for room on srv in a fresh
+// state dir, until the test ends; it returns its LocalAPI client once the device is in the
+// room, and the state dir.
+func runDaemon(t *testing.T, srv *lktest.Server, room, identity string, opts Options) (*LocalClient, string) {
+	t.Helper()
 	dir := t.TempDir()
 	store, err := OpenStore(dir)
 	if err != nil {
@@ -31,17 +40,16 @@ func runBoard(t *testing.T, srv *lktest.Server, room, identity string, board *ha
 	if _, _, err := store.Provision(Provisioning{URL: srv.URL, Token: lktest.Token(t, room, identity)}, Trust{}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	testwait.Go(t, "Run", 20*time.Second, func(ctx context.Context) error {
-		return Run(ctx, Options{StateDir: dir, HTTPAddr: "127.0.0.1:0", board: board,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	})
+	opts.StateDir, opts.HTTPAddr = dir, "127.0.0.1:0"
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	testwait.Go(t, "Run", 20*time.Second, func(ctx context.Context) error { return Run(ctx, opts) })
 	ctx := context.Background()
 	api := Dial(dir)
 	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
 		st, err := api.Status(ctx)
 		return err == nil && st.State == StateInRoom.String()
 	})
-	return api
+	return api, dir
 }
 
 func simParts(t *testing.T) *hal.Board {

@@ -46,6 +46,7 @@ type daemon struct {
 	// steps time the encoders' calls for the watchdog's health check (sdnotify.go).
 	steps       []*stepTimer
 	encodeStall time.Duration
+	hooks       testHooks
 
 	videoTrack *webrtc.TrackLocalStaticSample
 	audioTrack *webrtc.TrackLocalStaticSample
@@ -63,6 +64,10 @@ type daemon struct {
 	info  TokenInfo // of cfg.Token
 	saved SavedState
 	led   bool
+
+	// saveMu orders the writes of state.json (persist); stored is what it holds.
+	saveMu sync.Mutex
+	stored SavedState
 }
 
 // Run runs the daemon until ctx ends: loads state, starts the board's media, joins the
@@ -77,7 +82,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	d := &daemon{store: store, trust: Trust{FleetKey: opts.FleetKey},
-		logs: newLogRing(logLines), metrics: newDeviceMetrics(), consoleLog: log, encodeStall: encodeStall}
+		logs: newLogRing(logLines), metrics: newDeviceMetrics(), consoleLog: log, encodeStall: encodeStall, hooks: opts.hooks}
 	if opts.encodeStall > 0 {
 		d.encodeStall = opts.encodeStall
 	}
@@ -98,8 +103,13 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer d.closeEncoders()
 	// Mutes are applied before any media is read: a muted device is muted from its first sample.
-	d.apply(d.saved)
+	d.mu.Lock()
+	d.applyLocked(d.saved)
+	d.mu.Unlock()
 	d.applyConfig(d.cfg)
+	if d.hooks.started != nil {
+		d.hooks.started(d)
+	}
 	d.room = newRoomLink(d, log)
 	d.room.updateState() // the page and /healthz never see a state not derived yet
 	if opts.ProvisionFile != "" {
@@ -160,6 +170,7 @@ func (d *daemon) load() error {
 		return err
 	}
 	saved, err := d.store.LoadState()
+	stored := saved
 	if ce, ok := errors.AsType[*CorruptError](err); ok && ce.LastGood != nil {
 		// Privacy fails closed: with no good copy the device cannot know whether it was
 		// muted, so it starts with the mic muted and the camera off until someone unmutes.
@@ -169,7 +180,7 @@ func (d *daemon) load() error {
 	if err := d.recovered(err); err != nil {
 		return err
 	}
-	d.cfg, d.saved = cfg, saved
+	d.cfg, d.saved, d.stored = cfg, saved, stored
 	if cfg.Provisioned() {
 		// A stored token that has expired still names the room; the connection attempt
 		// reports the problem and the device keeps retrying.
@@ -266,10 +277,12 @@ func (d *daemon) closeEncoders() {
 	}
 }
 
-// apply is the one place mutes and volume take effect: silence into the audio encoder
-// (so no audio energy leaves) and black into the video encoder (so no pixels leave) first,
-// then the LED.
-func (d *daemon) apply(st SavedState) {
+// applyLocked is the one place mutes and volume take effect: silence into the audio
+// encoder (so no audio energy leaves) and black into the video encoder (so no pixels leave)
+// first, then the LED. It runs under d.mu with the state just recorded, so effects happen
+// in the order changes are recorded and the last one recorded is what stays applied; it
+// only sets memory flags and the LED, so holding the lock waits on neither flash nor network.
+func (d *daemon) applyLocked(st SavedState) {
 	if d.audio != nil {
 		d.audio.SetMuted(st.MicMuted)
 	}
@@ -285,9 +298,7 @@ func (d *daemon) apply(st SavedState) {
 			d.log.Warn("mute LED", "err", err)
 		}
 	}
-	d.mu.Lock()
 	d.led = st.MicMuted
-	d.mu.Unlock()
 }
 
 // SetMuted mutes or unmutes the mic, camera or speaker, persists it and tells the room.
@@ -315,35 +326,60 @@ func (d *daemon) SetVolume(ctx context.Context, volume int) error {
 	return d.update(ctx, func(st *SavedState) { st.Volume = &volume })
 }
 
-// update changes the saved state with change, applies the result at once, then persists
-// it and tells the room what changed. The effect comes first: a mute must not wait on the
-// flash or the network.
+// update records the change to the saved state and applies the result at once, under one
+// lock; then it brings the room and state.json up to the latest state. The effect comes
+// first: a mute must not wait on the flash or the network. Telling and saving do not carry
+// this change's state but the latest one recorded, each under its own lock (syncMutes,
+// persist): a slower, older change can never land after a newer one.
 func (d *daemon) update(ctx context.Context, change func(*SavedState)) error {
 	d.mu.Lock()
 	prev := d.saved
 	next := prev
 	change(&next)
 	d.saved = next
+	d.applyLocked(next)
 	d.mu.Unlock()
-	d.apply(next)
 	if next.MicMuted != prev.MicMuted {
 		d.log.Info("mic", "muted", next.MicMuted)
-		d.room.setMuted(ctx, livekit.TrackSource_MICROPHONE, next.MicMuted)
 	}
 	if next.CameraOff != prev.CameraOff {
 		d.log.Info("camera", "off", next.CameraOff)
-		d.room.setMuted(ctx, livekit.TrackSource_CAMERA, next.CameraOff)
 	}
 	if next.SpeakerMuted != prev.SpeakerMuted || next.SpeakerVolume() != prev.SpeakerVolume() {
 		d.log.Info("speaker", "muted", next.SpeakerMuted, "volume", next.SpeakerVolume())
 	}
 	if next.same(prev) {
+		return nil // whoever recorded this state syncs it
+	}
+	d.atStage(stageApplied, next)
+	// The room hears the latest state even if the caller stops waiting.
+	d.room.syncMutes(context.WithoutCancel(ctx))
+	d.atStage(stageTold, next)
+	return d.persist()
+}
+
+// persist writes the latest recorded state to state.json unless it holds it already. One
+// write at a time (saveMu), each of the state current when it starts, so state.json ends
+// with the last change recorded.
+func (d *daemon) persist() error {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	st := d.savedState()
+	if st.same(d.stored) {
 		return nil
 	}
-	if err := d.store.SaveState(next); err != nil {
+	if err := d.store.SaveState(st); err != nil {
 		return fmt.Errorf("device: applied but not saved: %w", err)
 	}
+	d.stored = st
 	return nil
+}
+
+// atStage runs the test hook at a stage boundary of a change (testHooks.stage).
+func (d *daemon) atStage(stage string, st SavedState) {
+	if d.hooks.stage != nil {
+		d.hooks.stage(stage, st)
+	}
 }
 
 func (d *daemon) savedState() SavedState {

@@ -24,6 +24,11 @@ type roomLink struct {
 
 	wake chan struct{} // provisioning changed
 
+	// tellMu orders what the room hears about mutes: syncMutes holds it while it reads the
+	// latest state and hands it to the room, run while it installs a new room with the
+	// state current then; so every room ends with the last change recorded.
+	tellMu sync.Mutex
+
 	mu       sync.Mutex
 	room     *signaling.Room
 	state    State
@@ -115,10 +120,14 @@ func (r *roomLink) run(ctx context.Context) error {
 			OnTrack:        r.onTrack,
 			SubscribeAudio: true,
 		})
+		// A change recorded before this is in the tracks; one recorded after syncs to this
+		// room, as its syncMutes waits for tellMu.
+		r.tellMu.Lock()
 		room.SetTracks(r.d.localTracks()...)
 		r.mu.Lock()
 		r.room, r.resuming = room, false
 		r.mu.Unlock()
+		r.tellMu.Unlock()
 		r.log.Info("joining room", "url", cfg.URL)
 
 		rctx, cancel := context.WithCancel(ctx)
@@ -150,15 +159,24 @@ func (r *roomLink) tokens(cfg Config) signaling.TokenSource {
 		now: time.Now, onToken: r.d.setTokenInfo}
 }
 
-// setMuted tells the room about a track's mute; a room not joined yet publishes the
-// track with it.
-func (r *roomLink) setMuted(ctx context.Context, src livekit.TrackSource, muted bool) {
+// syncMutes tells the room the latest mic and camera mutes (a room not joined yet
+// publishes its tracks with them). Under tellMu, a call that read an older state has
+// handed it over before a later call reads, so the room ends with the latest.
+func (r *roomLink) syncMutes(ctx context.Context) {
+	r.tellMu.Lock()
+	defer r.tellMu.Unlock()
 	room := r.current()
 	if room == nil {
 		return
 	}
-	if err := room.SetMuted(ctx, src, muted); err != nil {
-		r.log.Warn("telling the room about mute", "err", err)
+	st := r.d.savedState()
+	for _, m := range []struct {
+		src   livekit.TrackSource
+		muted bool
+	}{{livekit.TrackSource_MICROPHONE, st.MicMuted}, {livekit.TrackSource_CAMERA, st.CameraOff}} {
+		if err := room.SetMuted(ctx, m.src, m.muted); err != nil {
+			r.log.Warn("telling the room about mute", "source", m.src, "err", err)
+		}
 	}
 }
 
@@ -191,8 +209,10 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 				r.log.Error("remote unmute", "target", t, "err", err)
 			}
 		} else {
-			// Privacy: a remote unmute is never obeyed without a local press.
+			// Privacy: a remote unmute is never obeyed without a local press. The server
+			// has unmuted the track itself: tell it again that it is muted.
 			r.log.Info("room asked to unmute; ignored until a local press", "target", t)
+			r.syncMutes(context.Background())
 		}
 	case signaling.Reconnecting:
 		r.mu.Lock()

@@ -153,7 +153,7 @@ func TestSpeakerPlaysRoom(t *testing.T) {
 
 	// Deaf: every period played from shortly after the mute request is silent, and periods
 	// keep being played, while the talker keeps sending. The mute takes effect before the
-	// LocalAPI persists it; the budget is the request's way to apply() plus the period
+	// LocalAPI persists it; the budget is the request's way to applyLocked() plus the period
 	// already mixed and the one ramping down.
 	const budget = 150 * time.Millisecond
 	muted, sent := time.Now(), tk.packetsSent()

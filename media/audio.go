@@ -50,6 +50,9 @@ func NewAudio(mic hal.AudioIn, enc AudioEncoder, out SampleWriter, stages ...Aud
 // before the change may still follow it).
 func (a *Audio) SetMuted(muted bool) { a.muted.Store(muted) }
 
+// Muted reports whether the gate is closed: the next frame encoded is silence.
+func (a *Audio) Muted() bool { return a.muted.Load() }
+
 // Run captures, encodes and writes 20 ms samples until ctx ends (then it returns nil) or
 // the microphone, encoder or writer fails.
 func (a *Audio) Run(ctx context.Context) error {

@@ -67,6 +67,9 @@ func (v *Video) SetEnabled(on bool) {
 	}
 }
 
+// Enabled reports whether the camera is on: the next frame encoded is the camera's.
+func (v *Video) Enabled() bool { return v.enabled.Load() }
+
 // Run captures, encodes and writes until ctx ends (then it returns nil) or the camera,
 // encoder or writer fails. A sample's Duration is the capture interval since the
 // previous sample sent (1/FPS for the first).

@@ -96,9 +96,15 @@ type Room struct {
 	log  *slog.Logger
 	data *DataHub // one for the Room's life: RPC methods and resend state span sessions
 
+	// muteMu orders what the server is told about mutes: every sync (syncMute) holds it
+	// while it reads the latest wanted mute and sends it, so the last message sent carries
+	// the latest value, never an older one that lost a race.
+	muteMu sync.Mutex
+
 	mu        sync.Mutex
 	tracks    []Track
-	muted     map[livekit.TrackSource]bool
+	muted     map[livekit.TrackSource]bool // wanted, by source; holds across rejoins
+	told      map[livekit.TrackSource]bool // what the current session's server was told; absent: unknown
 	sess      *Session
 	published map[livekit.TrackSource]string
 	refreshed string // the newest token the server issued
@@ -117,7 +123,7 @@ func NewRoom(opts RoomOptions) *Room {
 	if opts.Backoff == nil {
 		opts.Backoff = Backoff
 	}
-	r := &Room{opts: opts, log: opts.Logger, muted: map[livekit.TrackSource]bool{},
+	r := &Room{opts: opts, log: opts.Logger, muted: map[livekit.TrackSource]bool{}, told: map[livekit.TrackSource]bool{},
 		published: map[livekit.TrackSource]string{}, wantSubs: map[string]bool{}}
 	r.data = NewDataHub(roomSender{r}, DataHubOptions{Logger: opts.Logger, OnData: opts.OnData, RPC: opts.RPC})
 	return r
@@ -161,16 +167,66 @@ func (r *Room) SetTracks(tracks ...Track) {
 	}
 }
 
-// SetMuted mutes or unmutes the track of a source; the state holds across rejoins.
+// SetMuted mutes or unmutes the track of a source; the state holds across rejoins. Of
+// concurrent calls, the server ends with the value of the last one to record it.
 func (r *Room) SetMuted(ctx context.Context, src livekit.TrackSource, muted bool) error {
 	r.mu.Lock()
 	r.muted[src] = muted
-	sess, sid := r.sess, r.published[src]
 	r.mu.Unlock()
-	if sess == nil || sid == "" {
-		return nil // applied at the next join
+	return r.syncMute(ctx, src)
+}
+
+// syncMute tells the current session's server the latest wanted mute of src, unless it
+// was told that already. A session not published yet is synced after publishing. Under
+// muteMu, so a sync that read an older value has sent it before a later sync reads.
+func (r *Room) syncMute(ctx context.Context, src livekit.TrackSource) error {
+	r.muteMu.Lock()
+	defer r.muteMu.Unlock()
+	r.mu.Lock()
+	muted, sess, sid := r.muted[src], r.sess, r.published[src]
+	told, known := r.told[src]
+	r.mu.Unlock()
+	if sess == nil || sid == "" || known && told == muted {
+		return nil
 	}
-	return sess.SetTrackMuted(ctx, sid, muted)
+	err := sess.SetTrackMuted(ctx, sid, muted)
+	r.mu.Lock()
+	if r.sess == sess {
+		if err == nil {
+			r.told[src] = muted
+		} else {
+			delete(r.told, src) // may or may not have left: the next sync sends again
+		}
+	}
+	r.mu.Unlock()
+	return err
+}
+
+// syncMutes syncs the mute of every track (syncMute).
+func (r *Room) syncMutes(ctx context.Context) {
+	r.mu.Lock()
+	srcs := make([]livekit.TrackSource, len(r.tracks))
+	for i, t := range r.tracks {
+		srcs[i] = t.Source
+	}
+	r.mu.Unlock()
+	for _, src := range srcs {
+		if err := r.syncMute(ctx, src); err != nil {
+			r.log.Warn("telling the room about mute", "source", src, "err", err)
+		}
+	}
+}
+
+// forgetTold marks what the server was told about the mute of the published track sid
+// ("": of every track) as unknown, so the next sync sends it even if it seems unchanged.
+func (r *Room) forgetTold(sid string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for src, s := range r.published {
+		if sid == "" || s == sid {
+			delete(r.told, src)
+		}
+	}
 }
 
 // SetSubscribed subscribes to (or unsubscribes from) a remote track, such as a video the
@@ -355,22 +411,16 @@ func (r *Room) session(ctx context.Context, token string) error {
 	r.mu.Lock()
 	for i, p := range pubs {
 		r.published[tracks[i].Source] = p.Info.GetSid()
+		r.told[tracks[i].Source] = local[i].Muted // published with it
 	}
 	r.sess = sess
 	rejoined := r.joins > 0
 	r.joins++
 	r.attempt, r.lastErr = 0, nil
-	mutedNow := make(map[livekit.TrackSource]bool, len(r.muted))
-	for k, v := range r.muted {
-		mutedNow[k] = v
-	}
 	r.mu.Unlock()
-	// A mute that changed while publishing must reach the room too.
-	for i, p := range pubs {
-		if m := mutedNow[tracks[i].Source]; m != local[i].Muted {
-			_ = sess.SetTrackMuted(ctx, p.Info.GetSid(), m)
-		}
-	}
+	// A mute that changed while publishing must reach the room too: through syncMute, in
+	// order with SetMuted calls from now on.
+	r.syncMutes(ctx)
 	if r.opts.SubscribeAudio {
 		r.subscribeAudio(ctx, sess, sess.Participants()...)
 	}
@@ -386,6 +436,7 @@ func (r *Room) session(ctx context.Context, token string) error {
 		r.refreshed = sess.Token()
 		r.sess = nil
 		r.published = map[livekit.TrackSource]string{}
+		clear(r.told)
 		r.mu.Unlock()
 		// A new session is a new participant: sequences restart, calls in flight fail.
 		// (The session may still be closing; Close runs in a later defer.)
@@ -409,6 +460,19 @@ func (r *Room) session(ctx context.Context, token string) error {
 // Until the session is published (Session() is nil) the sweep after publishing covers
 // the audio of everyone present.
 func (r *Room) onEvent(e Event) {
+	switch ev := e.(type) {
+	case LocalTrackMuted:
+		// The server changed the track's mute itself (a moderator): what it was told no
+		// longer says what it has. Whoever decides to obey or not syncs again.
+		r.forgetTold(ev.TrackSID)
+	case Reconnected:
+		// A mute written as the signal connection broke may be lost, and a request made
+		// while the resume flushes the queued ones may overtake them: send the latest again.
+		if ev.Resumed {
+			r.forgetTold("")
+			r.syncMutes(context.Background())
+		}
+	}
 	if sess := r.Session(); r.opts.SubscribeAudio && sess != nil {
 		switch ev := e.(type) {
 		case ParticipantJoined:
