@@ -323,7 +323,7 @@ func (d *daemon) SetVolume(ctx context.Context, volume int) error {
 	if err := ValidVolume(volume); err != nil {
 		return err
 	}
-	return d.update(ctx, func(st *SavedState) { st.Volume = &volume })
+	return d.update(ctx, func(st *SavedState) { st.SetVolume(volume) })
 }
 
 // update records the change to the saved state and applies the result at once, under one
@@ -429,21 +429,25 @@ const volumeStep = 10
 
 // buttonAction is what a press of button does: the mute buttons toggle, volume steps.
 func (d *daemon) buttonAction(ctx context.Context, button string) error {
-	st := d.savedState()
+	// Each action computes the new state from the one recorded, under update's lock, so a
+	// press racing a page or API change toggles what is current, not what it read earlier.
+	var change func(*SavedState)
 	switch button {
 	case hal.ButtonMic:
-		return d.SetMuted(ctx, TargetMic, !st.MicMuted)
+		change = func(st *SavedState) { st.MicMuted = !st.MicMuted }
 	case hal.ButtonCamera:
-		return d.SetMuted(ctx, TargetCamera, !st.CameraOff)
+		change = func(st *SavedState) { st.CameraOff = !st.CameraOff }
 	case hal.ButtonSpeaker:
-		return d.SetMuted(ctx, TargetSpeaker, !st.SpeakerMuted)
+		change = func(st *SavedState) { st.SpeakerMuted = !st.SpeakerMuted }
 	case hal.ButtonVolumeUp:
-		return d.SetVolume(ctx, min(st.SpeakerVolume()+volumeStep, MaxVolume))
+		change = func(st *SavedState) { st.SetVolume(min(st.SpeakerVolume()+volumeStep, MaxVolume)) }
 	case hal.ButtonVolumeDown:
-		return d.SetVolume(ctx, max(st.SpeakerVolume()-volumeStep, 0))
+		change = func(st *SavedState) { st.SetVolume(max(st.SpeakerVolume()-volumeStep, 0)) }
+	default:
+		d.log.Info("button has no action in this build", "button", button)
+		return nil
 	}
-	d.log.Info("button has no action in this build", "button", button)
-	return nil
+	return d.update(ctx, change)
 }
 
 // Provision validates and stores new provisioning, then (re)joins with it.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
+	"roombox/hal"
 	"roombox/hal/sim"
 	"roombox/internal/lktest"
 	"roombox/internal/testwait"
@@ -181,4 +182,38 @@ func source(t Target) livekit.TrackSource {
 		return livekit.TrackSource_CAMERA
 	}
 	return livekit.TrackSource_MICROPHONE
+}
+
+// Button presses act on the state recorded when they are applied, not on one read before:
+// an even number of concurrent mic presses leaves the mic as it was, and concurrent volume
+// presses each add their step.
+func TestConcurrentPressesToggleWhatIsCurrent(t *testing.T) {
+	srv := lktest.Start(t)
+	started := make(chan *daemon, 1)
+	api, _ := runDaemon(t, srv, "presses", "box", Options{board: simParts(t), hooks: testHooks{
+		started: func(d *daemon) { started <- d },
+	}})
+	d := <-started
+	ctx := context.Background()
+	press := func(button string, n int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				if err := d.buttonAction(ctx, button); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	press(hal.ButtonMic, 40)
+	press(hal.ButtonVolumeDown, 3)
+	st, err := api.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.MicMuted || st.LED || st.Volume != DefaultVolume-3*volumeStep {
+		t.Fatalf("after 40 mic presses and 3 volume-down presses: mic muted %v, LED %v, volume %d; want unmuted, off, %d",
+			st.MicMuted, st.LED, st.Volume, DefaultVolume-3*volumeStep)
+	}
 }

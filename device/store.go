@@ -135,6 +135,9 @@ func (st SavedState) SpeakerVolume() int {
 	return *st.Volume
 }
 
+// SetVolume sets the volume (a fresh value: the state's copies never share it).
+func (st *SavedState) SetVolume(v int) { st.Volume = &v }
+
 // Store reads and writes the versioned files of a state directory. Writes are atomic
 // (temporary file, fsync, rename, fsync directory). A Store is safe for concurrent use.
 type Store struct {
