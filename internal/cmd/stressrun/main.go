@@ -10,8 +10,9 @@
 // `go test -json -count=1` runs: its own process, bounded by -timeout (and killed with its
 // process group a minute later should it hang even so). Runs go round the suites in turn,
 // n rounds. The tally is per top-level test; a skipped test counts as skipped, never as
-// passed. stressrun exits non-zero if any test failed any run, if a run found no test, or if
-// the load died before the runs were done.
+// passed. The load is restarted whenever it exits (on a shared machine another user's
+// `pkill stress-ng` ends it) and stopped after the runs. stressrun exits non-zero if any
+// test failed any run, if a run found no test, or if the load could not be kept running.
 package main
 
 import (
@@ -68,7 +69,7 @@ func run() error {
 			return err
 		}
 		defer ld.stop()
-		fmt.Printf("stressrun: under load %q (pid %d)\n", ld.name, ld.cmd.Process.Pid)
+		fmt.Printf("stressrun: under load %q (pid %d)\n", ld.name, ld.pid)
 	}
 
 	t := newTally()
@@ -84,6 +85,11 @@ func run() error {
 	t.print(os.Stdout, names)
 	fmt.Printf("\nstressrun: %d of %d round(s) of %d suite(s) in %v wall time; each run's test2json in %s\n",
 		rounds, *n, len(suites), time.Since(start).Round(time.Second), logDir)
+	if ld != nil {
+		if n, _ := ld.status(); n > 0 {
+			fmt.Printf("stressrun: the load exited and was restarted %d time(s) (see above)\n", n)
+		}
+	}
 	if runErr != nil {
 		return runErr
 	}
@@ -94,13 +100,13 @@ func run() error {
 }
 
 // runRounds runs every suite n times, round by round, tallying each run, and returns the
-// rounds completed; it stops early on an interrupt or if the load has died (what followed
-// would not be under load).
+// rounds completed; it stops early on an interrupt or if the load could not be kept
+// running (what followed would not be under load).
 func runRounds(ctx context.Context, t *tally, suites []*suite, n int, timeout time.Duration, logDir string, ld *load) (int, error) {
 	for round := 1; round <= n; round++ {
 		for _, s := range suites {
 			if ld != nil {
-				if err := ld.check(); err != nil {
+				if _, err := ld.status(); err != nil {
 					return round - 1, err
 				}
 			}
@@ -117,7 +123,8 @@ func runRounds(ctx context.Context, t *tally, suites []*suite, n int, timeout ti
 		}
 	}
 	if ld != nil {
-		return n, ld.check()
+		_, err := ld.status()
+		return n, err
 	}
 	return n, nil
 }
