@@ -32,7 +32,7 @@ TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOM
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all deps systemd-deps cross-deps browser-deps npm-deps stress-deps livekit lab-kernel lab-kernel-arm64 build cross test \
-        test-browser test-cross test-arm64 test-stress lab lab-arm64 bench lint run clean
+        test-browser test-cross test-arm64 test-stress soak lab lab-arm64 bench lint run clean
 
 all: build
 
@@ -266,6 +266,17 @@ test-stress: deps stress-deps livekit build
 	$(GO) build -o $(BIN)/stressrun ./internal/cmd/stressrun
 	$(TEST_ENV) $(BIN)/stressrun -n $(STRESS_N) -load '$(STRESS_LOAD)' -timeout $(TEST_TIMEOUT) \
 		-logs $(CURDIR)/.cache/stress $(STRESS_SUITES)
+
+# Not part of make test: test/soak's TestSoak, SOAK_DURATION (default 10m) of churn against
+# the real binary (signal cuts through a proxy, server kills and restarts, mute toggles,
+# subscribers joining and leaving) on a random schedule (SOAK_SEED=N replays one), sampling
+# the daemon's RSS and goroutines and decoding its preview for sound while muted.
+# SOAK_TIMEOUT must leave 5 minutes beyond SOAK_DURATION.
+SOAK_DURATION ?= 10m
+SOAK_TIMEOUT  ?= 30m
+soak: deps livekit build
+	$(TEST_ENV) ROOMBOX_SOAK=1 SOAK_DURATION=$(SOAK_DURATION) SOAK_SEED=$(SOAK_SEED) \
+		$(GO) test -count=1 -v -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) ./test/soak
 
 bench: deps livekit build
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./...
