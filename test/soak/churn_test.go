@@ -17,7 +17,6 @@ import (
 	"roombox/internal/faultnet"
 	"roombox/internal/lktest"
 	"roombox/internal/roomboxtest"
-	"roombox/internal/testwait"
 	"roombox/signaling"
 )
 
@@ -121,15 +120,29 @@ func (c *churn) mustStatus() device.Status {
 // a no), failing the test after timeout with the last status and error.
 func (c *churn) waitStatus(what string, timeout time.Duration, cond func(device.Status) bool) device.Status {
 	c.t.Helper()
-	var (
-		st  device.Status
-		err error
-	)
-	testwait.ForEvery(c.t, what, timeout, pollEvery, func() bool {
+	var st device.Status
+	ok, last := within(timeout, func() (bool, string) {
+		var err error
 		st, err = c.status()
-		return err == nil && cond(st)
+		return err == nil && cond(st), fmt.Sprintf("status %+v, err %v", st, err)
 	})
+	if !ok {
+		c.t.Fatalf("%.1fs: %s: not within %v (last: %s)", time.Since(c.start).Seconds(), what, timeout, last)
+	}
 	return st
+}
+
+// within polls f every pollEvery until it reports true or timeout has passed; it returns
+// f's last answer and its description of what it saw.
+func within(timeout time.Duration, f func() (bool, string)) (bool, string) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, last := f()
+		if ok || time.Now().After(deadline) {
+			return ok, last
+		}
+		time.Sleep(pollEvery)
+	}
 }
 
 // waitBack waits for the box in its room with cond true (a join or resume counted since
@@ -152,23 +165,19 @@ func (c *churn) waitBack(kind string, cond func(device.Status) bool) {
 func (c *churn) roomAgrees() {
 	c.t.Helper()
 	want := c.mutes.muted()
-	var got string
-	deadline := time.Now().Add(agreeTimeout)
-	for time.Now().Before(deadline) {
+	ok, last := within(agreeTimeout, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+		defer cancel()
 		p, err := c.srv.GetParticipant(ctx, room, identity)
-		cancel()
-		mic := (*livekit.TrackInfo)(nil)
-		if err == nil {
-			mic = lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE)
+		if err != nil {
+			return false, err.Error()
 		}
-		if mic != nil && mic.Muted == want {
-			return
-		}
-		got = fmt.Sprintf("participant err %v, mic %v", err, mic)
-		time.Sleep(pollEvery)
+		mic := lktest.TrackBySource(p, livekit.TrackSource_MICROPHONE)
+		return mic != nil && mic.Muted == want, fmt.Sprintf("mic %v", mic)
+	})
+	if !ok {
+		c.t.Errorf("%.1fs: the server does not list the mic muted=%v within %v (%s)", time.Since(c.start).Seconds(), want, agreeTimeout, last)
 	}
-	c.t.Errorf("%.1fs: the server does not list the mic muted=%v within %v (%s)", time.Since(c.start).Seconds(), want, agreeTimeout, got)
 }
 
 // cut resets the signal connection (RST both ways): the box must resume or rejoin.
