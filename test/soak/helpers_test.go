@@ -30,6 +30,14 @@ func TestMuteLogJudge(t *testing.T) {
 			t.Errorf("judge(t0%+v) = %v, want %v", c.at, got, c.want)
 		}
 	}
+	// A packet that arrived after the unmute is not judged muted, whatever its RTP time
+	// says (the box dropped audio before it); nor one that left before the mute.
+	if got := l.judgePacket(t0.Add(21*time.Second), t0.Add(18*time.Second)); got != either {
+		t.Errorf("judgePacket(after the unmute, estimated before) = %v, want either", got)
+	}
+	if got := l.judgePacket(t0.Add(12*time.Second), t0.Add(15*time.Second)); got != silent {
+		t.Errorf("judgePacket(both muted) = %v, want silent", got)
+	}
 	if got, want := l.mutedFor(t0.Add(30*time.Second)), 10*time.Second-muteBudget; got != want {
 		t.Errorf("mutedFor = %v, want %v", got, want)
 	}

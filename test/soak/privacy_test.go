@@ -23,11 +23,15 @@ const (
 
 	// The monitor reads the preview every checkEvery; one silent for stallAfter is reopened
 	// (the daemon drops a preview whose connection it judges lost), and one holding
-	// maxChunks packets (a minute of audio, with its video) too, to bound its memory.
-	checkEvery  = time.Second
-	stallAfter  = 5 * time.Second
-	maxChunks   = 3000
-	openTimeout = 20 * time.Second
+	// maxChunks packets (a minute of audio, with its video) too: it bounds the viewer's
+	// memory, and a page's viewers come and go. A preview that cannot be opened for
+	// maxUnwatched in a row fails the soak: the page could not show the box, and its privacy
+	// went unmeasured.
+	checkEvery   = time.Second
+	stallAfter   = 5 * time.Second
+	maxChunks    = 3000
+	openTimeout  = 20 * time.Second
+	maxUnwatched = 30 * time.Second
 	// keptViolations are described in the failure; the rest are counted.
 	keptViolations = 10
 	opusClock      = 48000
@@ -83,6 +87,19 @@ func (l *muteLog) judge(at time.Time) expect {
 	}
 }
 
+// judgePacket judges a packet by when it arrived and when its RTP timestamp says it left,
+// and only where both fall in one period. Arrival alone is late by this test's own delays
+// in reading (under load, packets sent before a mute look sent after it); the RTP estimate
+// alone is early when the box dropped audio (the sim mic skips ahead after a stall, as a
+// sound card overruns), which puts packets sent after an unmute before it. A packet's
+// arrival is never before it left, and the estimate is never later than its arrival.
+func (l *muteLog) judgePacket(arrived, sent time.Time) expect {
+	if e := l.judge(arrived); e == l.judge(sent) {
+		return e
+	}
+	return either
+}
+
 // mutedFor is how long audio had to be silent up to end: the expected packets' span.
 func (l *muteLog) mutedFor(end time.Time) time.Duration {
 	l.mu.Lock()
@@ -119,6 +136,9 @@ type privacyMonitor struct {
 	opens                                 int
 	reopens                               map[string]int
 	openFailures                          int
+	unwatchedSince                        time.Time // the first failed open of the current streak
+	longestUnwatched                      time.Duration
+	lastOpenErr                           error // the last of the longest streak
 }
 
 func (m *privacyMonitor) run(ctx context.Context) {
@@ -149,24 +169,36 @@ func (m *privacyMonitor) run(ctx context.Context) {
 }
 
 func (m *privacyMonitor) open(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, openTimeout)
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	v, err := m.sess.Watch(ctx)
+	v, err := m.sess.Watch(octx)
 	if err == nil {
 		select {
 		case <-v.Connected():
-		case <-ctx.Done():
+		case <-octx.Done():
 			v.Close()
 			err = fmt.Errorf("not connected within %v", openTimeout)
 		}
 	}
-	if err != nil {
+	switch {
+	case ctx.Err() != nil: // the soak is over
+	case err != nil:
 		m.openFailures++
-		m.logf("privacy: opening the preview: %v (retrying)", err)
-		return
+		if m.unwatchedSince.IsZero() {
+			m.unwatchedSince = time.Now()
+			m.logf("privacy: opening the preview: %v (retrying every %v)", err, checkEvery)
+		}
+		if d := time.Since(m.unwatchedSince); d > m.longestUnwatched {
+			m.longestUnwatched, m.lastOpenErr = d, err
+		}
+	default:
+		if !m.unwatchedSince.IsZero() {
+			m.logf("privacy: preview open again after %v", time.Since(m.unwatchedSince).Round(time.Second))
+			m.unwatchedSince = time.Time{}
+		}
+		m.v, m.seen, m.lastAudio, m.clock = v, 0, time.Now(), rtpClock{}
+		m.opens++
 	}
-	m.v, m.seen, m.lastAudio, m.clock = v, 0, time.Now(), rtpClock{}
-	m.opens++
 }
 
 func (m *privacyMonitor) reopen(ctx context.Context, why string) {
@@ -199,7 +231,7 @@ func (m *privacyMonitor) check() error {
 	for _, c := range fresh {
 		sent := m.clock.sent(c)
 		level := sim.ToneDBFS(c.PCM, 440, opusClock)
-		switch m.mutes.judge(sent) {
+		switch m.mutes.judgePacket(c.At, sent) {
 		case silent:
 			m.silentChecked++
 			if level > silentDBFS {
@@ -219,11 +251,10 @@ func (m *privacyMonitor) check() error {
 	return err
 }
 
-// rtpClock estimates when a packet left the box from its RTP timestamp (48 kHz, steady:
-// the box sends a packet every 20 ms, silence included), anchored at the least delayed
-// arrival seen: never earlier than it left, and free of the delays of this test process
-// reading it, which arrival times are not (under load those made packets sent before a
-// mute look sent after it).
+// rtpClock estimates when a packet left the box from its RTP timestamp (48 kHz: the box
+// sends a packet every 20 ms, silence included), anchored at the least delayed arrival
+// seen, so free of the delays of this test process reading it. See judgePacket for where
+// it errs.
 type rtpClock struct {
 	started bool
 	rtp0    uint32
@@ -254,11 +285,15 @@ func (m *privacyMonitor) report(t *testing.T, end time.Time) {
 	muted := m.mutes.mutedFor(end)
 	expected := int(muted / (20 * time.Millisecond))
 	t.Logf("privacy: %d packets checked silent while muted (%v muted: %d expected, %.0f %%), %d violations; "+
-		"tone heard in %d of %d unmuted packets; preview opened %d times (reopened: %v; failed opens %d)",
+		"tone heard in %d of %d unmuted packets; preview opened %d times (reopened: %v; failed opens %d, at most %v in a row)",
 		m.silentChecked, muted.Round(time.Second), expected, 100*float64(m.silentChecked)/float64(max(expected, 1)),
-		m.violationCount, m.toneHeard, m.toneChecked, m.opens, m.reopens, m.openFailures)
+		m.violationCount, m.toneHeard, m.toneChecked, m.opens, m.reopens, m.openFailures, m.longestUnwatched.Round(time.Second))
 	if m.violationCount > 0 {
 		t.Errorf("privacy: %d packets carried the tone while muted; the first:\n  %s", m.violationCount, strings.Join(m.violations, "\n  "))
+	}
+	if m.longestUnwatched > maxUnwatched {
+		t.Errorf("privacy: the preview could not be opened for %v in a row (%v): the page could not show the box, and its privacy went unmeasured",
+			m.longestUnwatched.Round(time.Second), m.lastOpenErr)
 	}
 	if muted > 5*time.Second && m.silentChecked == 0 {
 		t.Errorf("privacy: muted for %v but no packet of the preview was checked", muted.Round(time.Second))
