@@ -163,7 +163,7 @@ func reportResources(t *testing.T, ss []sample, errs []string, run time.Duration
 	if len(errs) > 0 {
 		t.Errorf("%d samples failed: %v", len(errs), errs)
 	}
-	warmup := max(run/warmupShare, minWarmup)
+	warmup := max(run/warmupShare, minWarmup).Round(time.Second)
 	i := 0
 	for i < len(ss) && ss[i].at < warmup {
 		i++
