@@ -247,15 +247,15 @@ lab-arm64: lab-kernel-arm64 cross
 lab: deps lab-kernel livekit build
 	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab$$' -timeout $(TEST_TIMEOUT) ./internal/vmlab
 
-# The timing-sensitive suites STRESS_N times (default 10) with both cores loaded by
-# stress-ng, each run its own test process (internal/cmd/stressrun: test binaries built
-# first, then run under go tool test2json, bounded by TEST_TIMEOUT; stress-ng started after
-# the build and stopped after the last run, on failure and on Ctrl-C too). Prints passes per
-# test ("TestX  10/10", skips and failures with their error lines) and the wall time; fails
-# if any test failed any run. Suites: signaling's recovery tests (any test named with
-# Resume, Rejoin, Flap or ICE, and TestCloseDuringAnyPhase), all of test/e2e (the privacy
-# test included), device's mute, privacy, speaker and race tests, all of internal/netlab
-# (needs root). Each run's test2json stream is kept in .cache/stress/.
+# The timing-sensitive suites STRESS_N times (default 10) with both cores loaded by stress-ng,
+# each run its own test process (internal/cmd/stressrun: test binaries built first, then run
+# under go tool test2json, each bounded by TEST_TIMEOUT; stress-ng started after the build,
+# restarted should something else stop it, and stopped after the last run, on failure and on
+# Ctrl-C too). Prints passes per test ("TestX  10/10", skips and failures with their error
+# lines) and the wall time; fails if any test failed any run. Suites: signaling's recovery
+# tests (any test named with Resume, Rejoin, Flap or ICE, and TestCloseDuringAnyPhase), all of
+# test/e2e (the privacy test included), device's mute, privacy, speaker and race tests, all of
+# internal/netlab (needs root). Each run's test2json stream is kept in .cache/stress/.
 STRESS_N    ?= 10
 STRESS_LOAD ?= stress-ng --cpu 2
 STRESS_SUITES := './signaling=^(TestCloseDuringAnyPhase|Test.*(Resume|Rejoin|Flap|ICE).*)$$' \
