@@ -31,22 +31,31 @@ TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOM
             ROOMBOX_BIN_ARM64=$(BIN)/roombox-linux-arm64 ROOMBOX_LAB_KERNEL_ARM64=$(CURDIR)/.cache/lab/kernel-arm64
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps systemd-deps cross-deps browser-deps npm-deps livekit lab-kernel lab-kernel-arm64 build cross test \
-        test-browser test-cross test-arm64 lab lab-arm64 bench lint run clean
+.PHONY: all deps systemd-deps cross-deps browser-deps npm-deps stress-deps livekit lab-kernel lab-kernel-arm64 build cross test \
+        test-browser test-cross test-arm64 test-stress soak lab lab-arm64 bench lint run clean
 
 all: build
 
-# Installs only what dpkg does not already report as installed; a no-op (one dpkg-query)
-# when everything is present, so it is cheap to depend on.
+# $(call apt-install-missing,PACKAGES): installs only what dpkg does not already report as
+# installed, with apt-get update first only then; a no-op (one dpkg-query per package) when
+# everything is present, so it is cheap to depend on.
+define apt-install-missing
+@missing=$$(for p in $(1); do \
+	dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; \
+done); \
+if [ -n "$$missing" ]; then \
+	echo "$@: installing" $$missing; \
+	$(APT_UPDATE) && \
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+fi
+endef
+
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
-		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; \
-	done); \
-	if [ -n "$$missing" ]; then \
-		echo "deps: installing" $$missing; \
-		$(APT_UPDATE) && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
-	fi
+	$(call apt-install-missing,$(DEB_PACKAGES))
+
+# stress-ng for make test-stress (loads both cores while the timing-sensitive suites run).
+stress-deps:
+	$(call apt-install-missing,stress-ng)
 
 # systemd-analyze, systemd-sysusers and systemd-tmpfiles for the unit's tests (systemd/):
 # Debian's systemd package, checked with one dpkg query. Another apt run holding the dpkg
@@ -237,6 +246,37 @@ lab-arm64: lab-kernel-arm64 cross
 # livekit-server goes into the VM for the room check.
 lab: deps lab-kernel livekit build
 	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab$$' -timeout $(TEST_TIMEOUT) ./internal/vmlab
+
+# The timing-sensitive suites STRESS_N times (default 10) with both cores loaded by stress-ng,
+# each run its own test process (internal/cmd/stressrun: test binaries built first, then run
+# under go tool test2json, each bounded by TEST_TIMEOUT; stress-ng started after the build,
+# restarted should something else stop it, and stopped after the last run, on failure and on
+# Ctrl-C too). Prints passes per test ("TestX  10/10", skips and failures with their error
+# lines) and the wall time; fails if any test failed any run. Suites: signaling's recovery
+# tests (any test named with Resume, Rejoin, Flap or ICE, and TestCloseDuringAnyPhase), all of
+# test/e2e (the privacy test included), device's mute, privacy, speaker and race tests, all of
+# internal/netlab (needs root). Each run's test2json stream is kept in .cache/stress/.
+STRESS_N    ?= 10
+STRESS_LOAD ?= stress-ng --cpu 2
+STRESS_SUITES := './signaling=^(TestCloseDuringAnyPhase|Test.*(Resume|Rejoin|Flap|ICE).*)$$' \
+                 './test/e2e=.' \
+                 './device=Mute|Privacy|Speaker|Race' \
+                 './internal/netlab=.'
+test-stress: deps stress-deps livekit build
+	$(GO) build -o $(BIN)/stressrun ./internal/cmd/stressrun
+	$(TEST_ENV) $(BIN)/stressrun -n $(STRESS_N) -load '$(STRESS_LOAD)' -timeout $(TEST_TIMEOUT) \
+		-logs $(CURDIR)/.cache/stress $(STRESS_SUITES)
+
+# Not part of make test: test/soak's TestSoak, SOAK_DURATION (default 10m) of churn against
+# the real binary (signal cuts through a proxy, server kills and restarts, mute toggles,
+# subscribers joining and leaving) on a random schedule (SOAK_SEED=N replays one), sampling
+# the daemon's RSS and goroutines and decoding its preview for sound while muted.
+# SOAK_TIMEOUT must leave 5 minutes beyond SOAK_DURATION.
+SOAK_DURATION ?= 10m
+SOAK_TIMEOUT  ?= 30m
+soak: deps livekit build
+	$(TEST_ENV) ROOMBOX_SOAK=1 SOAK_DURATION=$(SOAK_DURATION) SOAK_SEED=$(SOAK_SEED) \
+		$(GO) test -count=1 -v -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) ./test/soak
 
 bench: deps livekit build
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./...

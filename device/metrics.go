@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"roombox/hal"
@@ -33,7 +34,9 @@ func newDeviceMetrics() *deviceMetrics {
 		resumes:       counter("roombox_resumes_total", "Signal connections resumed without a rejoin."),
 		loginFailures: counter("roombox_login_failures_total", "Failed control page and /metrics logins."),
 	}
-	m.reg.MustRegister(m.transitions, m.joins, m.resumes, m.loginFailures)
+	// The Go runtime's own metrics (go_goroutines, go_memstats_*): a soak watches the
+	// goroutine count for leaks, invariant 4's failure mode.
+	m.reg.MustRegister(m.transitions, m.joins, m.resumes, m.loginFailures, collectors.NewGoCollector())
 	return m
 }
 

@@ -266,6 +266,9 @@ func (d *Daemon) SetupCode(t testing.TB) string {
 	return strings.TrimSpace(string(b))
 }
 
+// PID is the daemon's process id, e.g. to read its /proc/PID/status.
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+
 // Exited reports whether the daemon has exited, and how.
 func (d *Daemon) Exited() (bool, error) {
 	select {
