@@ -104,7 +104,8 @@ func (p *previewer) negotiate(ctx context.Context, pc *webrtc.PeerConnection, of
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			p.keyframe() // the viewer's first picture without waiting for the next IDR
-		case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed:
+		case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			// Closed: the viewer closed its side (a page reload); its place is free again.
 			// Closing from inside pion's callback would wait on itself; an owned goroutine does it.
 			p.goOwned(func() { p.remove(pc) })
 		}

@@ -174,6 +174,16 @@ func TestPreviewFromDevice(t *testing.T) {
 		}
 		t.Fatalf("third preview: %v, want 503", err)
 	}
+
+	// A viewer that closes its side frees its place: reloading the page twice must not
+	// lock the preview out.
+	v2.Close()
+	var v4 *previewtest.Viewer
+	testwait.For(t, "a preview again once a viewer closed", 10*time.Second, func() bool {
+		v4, err = s.Watch(ctx)
+		return err == nil
+	})
+	v4.Close()
 }
 
 func rms(chunks []previewtest.AudioChunk) float64 {
