@@ -2,7 +2,7 @@
 #   make run    build everything, start a local LiveKit server and the simulated box
 #   make test   go test ./... against the real livekit-server, then make lint
 #   make test-browser   only test/browser (chromium against the control page)
-#   make lab    the whole VM hardware lab (internal/vmlab: real kernel drivers under qemu)
+#   make lab    the whole VM hardware lab (internal/testkit/vmlab: real kernel drivers under qemu)
 
 SHELL := /bin/bash
 GO    ?= go
@@ -12,10 +12,10 @@ ROOMBOX        := $(BIN)/roombox
 LIVEKIT_SERVER := $(BIN)/livekit-server
 
 # Debian packages the build needs (cgo: gcc, opus, x264, alsa-lib; ffmpeg for media tests;
-# iproute2 + nftables for the impaired-network lab, internal/netlab; redis-server for
+# iproute2 + nftables for the impaired-network lab, internal/testkit/netlab; redis-server for
 # multi-node livekit tests, which start their own on a free loopback port; qemu-user-static
 # runs the arm64 and armv7 test binaries of test-cross; qemu and a static busybox for the VM
-# hardware lab, internal/vmlab).
+# hardware lab, internal/testkit/vmlab).
 DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev libasound2-dev ffmpeg \
                 iproute2 nftables redis-server qemu-user-static qemu-system-x86 busybox-static
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -213,8 +213,8 @@ cross: cross-deps
 # The VM lab runs after the rest, alone: its guests run under TCG and would otherwise take
 # the CPU the timing-sensitive room and audio tests need, and theirs.
 test: deps systemd-deps browser-deps npm-deps livekit lab-kernel lab-kernel-arm64 build cross
-	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/internal/vmlab$$')
-	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./internal/vmlab
+	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/internal/testkit/vmlab$$')
+	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./internal/testkit/vmlab
 	$(MAKE) --no-print-directory test-cross test-arm64 lint
 
 # Only the browser tests (test/browser), with all they need; screenshots in artifacts/browser.
@@ -239,31 +239,31 @@ test-arm64: cross-deps livekit
 # Only the arm64 VM: the cross-built roombox on Debian's arm64 kernel under
 # qemu-system-aarch64, answering /healthz through a forwarded port (~7 s; in make test too).
 lab-arm64: lab-kernel-arm64 cross
-	$(TEST_ENV) $(GO) test -count=1 -v -run '^TestArm64Healthz$$' -timeout 5m ./internal/vmlab
+	$(TEST_ENV) $(GO) test -count=1 -v -run '^TestArm64Healthz$$' -timeout 5m ./internal/testkit/vmlab
 
-# The whole VM lab: internal/vmlab's TestLab with the guest's long checks too (every vivid
+# The whole VM lab: internal/testkit/vmlab's TestLab with the guest's long checks too (every vivid
 # size, longer capture runs and room tones). make test runs the same boot with the short set.
 # livekit-server goes into the VM for the room check.
 lab: deps lab-kernel livekit build
-	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab$$' -timeout $(TEST_TIMEOUT) ./internal/vmlab
+	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab$$' -timeout $(TEST_TIMEOUT) ./internal/testkit/vmlab
 
 # The timing-sensitive suites STRESS_N times (default 10) with both cores loaded by stress-ng,
-# each run its own test process (internal/cmd/stressrun: test binaries built first, then run
+# each run its own test process (internal/testkit/stressrun: test binaries built first, then run
 # under go tool test2json, each bounded by TEST_TIMEOUT; stress-ng started after the build,
 # restarted should something else stop it, and stopped after the last run, on failure and on
 # Ctrl-C too). Prints passes per test ("TestX  10/10", skips and failures with their error
 # lines) and the wall time; fails if any test failed any run. Suites: signaling's recovery
 # tests (any test named with Resume, Rejoin, Flap or ICE, and TestCloseDuringAnyPhase), all of
 # test/e2e (the privacy test included), device's mute, privacy, speaker and race tests, all of
-# internal/netlab (needs root). Each run's test2json stream is kept in .cache/stress/.
+# internal/testkit/netlab (needs root). Each run's test2json stream is kept in .cache/stress/.
 STRESS_N    ?= 10
 STRESS_LOAD ?= stress-ng --cpu 2
 STRESS_SUITES := './signaling=^(TestCloseDuringAnyPhase|Test.*(Resume|Rejoin|Flap|ICE).*)$$' \
                  './test/e2e=.' \
                  './device=Mute|Privacy|Speaker|Race' \
-                 './internal/netlab=.'
+                 './internal/testkit/netlab=.'
 test-stress: deps stress-deps livekit build
-	$(GO) build -o $(BIN)/stressrun ./internal/cmd/stressrun
+	$(GO) build -o $(BIN)/stressrun ./internal/testkit/stressrun
 	$(TEST_ENV) $(BIN)/stressrun -n $(STRESS_N) -load '$(STRESS_LOAD)' -timeout $(TEST_TIMEOUT) \
 		-logs $(CURDIR)/.cache/stress $(STRESS_SUITES)
 
@@ -292,7 +292,7 @@ lint:
 	@unformatted=$$(find . -path ./bin -prune -o -path ./.git -prune -o -name '*.go' -print0 | xargs -0 -r gofmt -l); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags vmlabguest ./internal/vmlab/...
+	$(GO) vet -tags vmlabguest ./internal/testkit/vmlab/...
 	$(GO) run $(STATICCHECK) -checks inherit,-SA1019 ./...
 
 run: build livekit

@@ -14,8 +14,8 @@ import (
 
 	"roombox/hal"
 	"roombox/hal/sim"
-	"roombox/internal/lktest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/testwait"
 	"roombox/media"
 )
 

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"roombox/internal/previewtest"
+	"roombox/internal/testkit/previewtest"
 )
 
 // scrape reads the device's /metrics with the session and parses the text format.

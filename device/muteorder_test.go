@@ -10,8 +10,8 @@ import (
 
 	"roombox/hal"
 	"roombox/hal/sim"
-	"roombox/internal/lktest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/testwait"
 )
 
 // TestMuteOrder races two changes of one target on a daemon in a real room: a mute is held

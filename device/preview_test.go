@@ -14,8 +14,8 @@ import (
 
 	"roombox/device"
 	"roombox/hal/sim"
-	"roombox/internal/previewtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/previewtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // urlCatcher passes the daemon's log on and reports the control page's URL.

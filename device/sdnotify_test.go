@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"roombox/hal"
-	"roombox/internal/lktest"
-	"roombox/internal/notifytest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/notifytest"
+	"roombox/internal/testkit/testwait"
 	"roombox/media"
 )
 

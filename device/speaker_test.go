@@ -12,8 +12,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"roombox/hal/sim"
-	"roombox/internal/lktest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/testwait"
 	"roombox/media"
 	"roombox/signaling"
 )

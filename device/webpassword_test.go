@@ -11,7 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"roombox/fleet"
-	"roombox/internal/previewtest"
+	"roombox/internal/testkit/previewtest"
 )
 
 // TestAdminPasswordFromProvisioning: a signed provisioning token given through the page sets

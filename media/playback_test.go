@@ -20,7 +20,7 @@ import (
 
 	"roombox/hal"
 	"roombox/hal/sim"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/testwait"
 )
 
 // The sim microphone's tone, a sine peaking at -10 dBFS, is what the remote tracks send.

@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"roombox/internal/ffmpegtest"
+	"roombox/internal/testkit/ffmpegtest"
 	"syscall"
 	"testing"
 	"time"

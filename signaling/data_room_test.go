@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"roombox/internal/lktest"
+	"roombox/internal/testkit/lktest"
 	"roombox/signaling"
 )
 

@@ -7,8 +7,8 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"roombox/internal/lktest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/testwait"
 	"roombox/signaling"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"roombox/hal/sim"
-	"roombox/internal/faultnet"
-	"roombox/internal/lktest"
+	"roombox/internal/testkit/faultnet"
+	"roombox/internal/testkit/lktest"
 	"roombox/media"
 	"roombox/signaling"
 )

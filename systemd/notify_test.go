@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"roombox/internal/notifytest"
-	"roombox/internal/roomboxtest"
+	"roombox/internal/testkit/notifytest"
+	"roombox/internal/testkit/roomboxtest"
 )
 
 // The real binary, started with a notify socket and a watchdog as systemd starts it, says

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"roombox/internal/roomboxtest"
+	"roombox/internal/testkit/roomboxtest"
 )
 
 // maxExposure is the exposure score systemd-analyze security gives roombox.service

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"roombox/device"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/testwait"
 )
 
 // Controller is a device.Controller that keeps its state in memory: the microphone's mute

@@ -14,8 +14,8 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"roombox/device"
-	"roombox/internal/lktest"
-	"roombox/internal/roomboxtest"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
 )
 
 // login opens the control page in a fresh context as page, checks the login form (a wrong

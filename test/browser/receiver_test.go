@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"roombox/device"
-	"roombox/internal/lktest"
-	"roombox/internal/roomboxtest"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
 )
 
 // receiverServer serves receiver.html and the official livekit-client's UMD build (from

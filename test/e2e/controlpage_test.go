@@ -12,10 +12,10 @@ import (
 	"github.com/gorilla/websocket"
 
 	"roombox/device"
-	"roombox/internal/lktest"
-	"roombox/internal/previewtest"
-	"roombox/internal/roomboxtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/previewtest"
+	"roombox/internal/testkit/roomboxtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // TestControlPageInRoom drives the real binary's control page while it is in a real room:

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"roombox/internal/lktest"
-	"roombox/internal/roomboxtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
+	"roombox/internal/testkit/testwait"
 )
 
 const (

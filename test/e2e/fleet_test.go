@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"roombox/device"
-	"roombox/internal/lktest"
-	"roombox/internal/roomboxtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // tokenEndpoint is a fleet backend's token endpoint: it answers a POST carrying the device

@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"roombox/internal/lktest"
-	"roombox/internal/roomboxtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // BenchmarkJoinToFirstKeyframe measures what a user waits for after power-on: from the

@@ -16,9 +16,9 @@ import (
 
 	"roombox/device"
 	"roombox/hal/sim"
-	"roombox/internal/lktest"
-	"roombox/internal/previewtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/previewtest"
+	"roombox/internal/testkit/testwait"
 )
 
 const (

@@ -8,10 +8,10 @@ import (
 
 	"roombox/device"
 	"roombox/hal/sim"
-	"roombox/internal/lktest"
-	"roombox/internal/previewtest"
-	"roombox/internal/roomboxtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/previewtest"
+	"roombox/internal/testkit/roomboxtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // Privacy, measured on what leaves the device: the preview (the device's own encoded

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"roombox/internal/lktest"
-	"roombox/internal/roomboxtest"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
 )
 
 // The real binary refuses bad provisioning with a non-zero exit and a message naming the

@@ -8,9 +8,9 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"roombox/device"
-	"roombox/internal/lktest"
-	"roombox/internal/roomboxtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // provisionedDevice provisions a fresh state dir for the server and starts the daemon.

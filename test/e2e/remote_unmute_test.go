@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"roombox/device"
-	"roombox/internal/lktest"
-	"roombox/internal/roomboxtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // A fleet may allow the room to unmute the mic (--allow-remote-unmute in the signed

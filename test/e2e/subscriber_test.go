@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"roombox/internal/ffmpegtest"
+	"roombox/internal/testkit/ffmpegtest"
 	"sync"
 	"testing"
 	"time"

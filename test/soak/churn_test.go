@@ -14,9 +14,9 @@ import (
 	"github.com/livekit/protocol/livekit"
 
 	"roombox/device"
-	"roombox/internal/faultnet"
-	"roombox/internal/lktest"
-	"roombox/internal/roomboxtest"
+	"roombox/internal/testkit/faultnet"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
 	"roombox/signaling"
 )
 

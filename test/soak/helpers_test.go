@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"roombox/internal/previewtest"
+	"roombox/internal/testkit/previewtest"
 )
 
 // The soak's judgements, checked without a soak (these run in go test ./...).

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"roombox/hal/sim"
-	"roombox/internal/previewtest"
+	"roombox/internal/testkit/previewtest"
 )
 
 const (

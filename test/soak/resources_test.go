@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"roombox/internal/previewtest"
+	"roombox/internal/testkit/previewtest"
 )
 
 const (

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"roombox/device"
-	"roombox/internal/faultnet"
-	"roombox/internal/lktest"
-	"roombox/internal/previewtest"
-	"roombox/internal/roomboxtest"
+	"roombox/internal/testkit/faultnet"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/previewtest"
+	"roombox/internal/testkit/roomboxtest"
 )
 
 const (

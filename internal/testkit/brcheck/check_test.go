@@ -9,7 +9,7 @@ import (
 )
 
 // tree is the repository's br2-external tree.
-var tree = filepath.Join("..", "..", "buildroot")
+var tree = filepath.Join("..", "..", "..", "buildroot")
 
 func pinned(t *testing.T) *Buildroot {
 	t.Helper()

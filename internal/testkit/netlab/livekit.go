@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"roombox/internal/lktest"
+	"roombox/internal/testkit/lktest"
 )
 
 // LiveKit is a livekit-server running in the lab's server namespace.

@@ -24,8 +24,8 @@ import (
 	"github.com/pion/turn/v5"
 	"google.golang.org/protobuf/proto"
 
-	"roombox/internal/lktest"
-	"roombox/internal/netlab"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/netlab"
 )
 
 // echo runs a UDP echo server on ip in namespace ns until the test ends; received counts the

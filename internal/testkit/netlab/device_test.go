@@ -9,9 +9,9 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"roombox/internal/lktest"
-	"roombox/internal/netlab"
-	"roombox/internal/roomboxtest"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/netlab"
+	"roombox/internal/testkit/roomboxtest"
 )
 
 // startRoombox provisions a state dir for url and token with `roombox provision` in the

@@ -9,10 +9,10 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"roombox/internal/lktest"
-	"roombox/internal/netlab"
-	"roombox/internal/roomboxtest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/netlab"
+	"roombox/internal/testkit/roomboxtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // mediaBlock is how long the device's media path is cut while its signal connection stays.

@@ -14,8 +14,8 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"google.golang.org/protobuf/proto"
 
-	"roombox/internal/faultnet"
-	"roombox/internal/lktest"
+	"roombox/internal/testkit/faultnet"
+	"roombox/internal/testkit/lktest"
 )
 
 // TestClusterRoomFailover: two nodes behind a balancer. A room created through the balancer

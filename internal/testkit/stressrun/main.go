@@ -143,7 +143,7 @@ func makeLogDir(base string, start time.Time) (string, error) {
 	return dir, nil
 }
 
-var errUsage = errors.New("usage: stressrun [flags] PKG=PATTERN... (see go doc ./internal/cmd/stressrun)")
+var errUsage = errors.New("usage: stressrun [flags] PKG=PATTERN... (see go doc ./internal/testkit/stressrun)")
 
 func parseSuites(args []string) ([]*suite, error) {
 	if len(args) == 0 {

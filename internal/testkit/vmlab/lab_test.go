@@ -64,14 +64,14 @@ func TestLab(t *testing.T) {
 	k := labKernel(t)
 	bin := os.Getenv("ROOMBOX_BIN")
 	if bin == "" {
-		bin = "../../bin/roombox"
+		bin = "../../../bin/roombox"
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("no roombox binary (%v): run make build or set ROOMBOX_BIN", err)
 	}
 	lk := os.Getenv("ROOMBOX_LIVEKIT_SERVER")
 	if lk == "" {
-		lk = "../../bin/livekit-server"
+		lk = "../../../bin/livekit-server"
 	}
 	if _, err := os.Stat(lk); err != nil {
 		t.Fatalf("no livekit-server (%v): run make livekit or set ROOMBOX_LIVEKIT_SERVER", err)
@@ -201,7 +201,7 @@ func labKernel(t *testing.T) *Kernel {
 	t.Helper()
 	dir := os.Getenv("ROOMBOX_LAB_KERNEL")
 	if dir == "" {
-		dir = "../../.cache/lab/kernel"
+		dir = "../../../.cache/lab/kernel"
 	}
 	k, err := OpenKernel(dir)
 	if err != nil {

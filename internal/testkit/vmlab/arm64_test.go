@@ -26,7 +26,7 @@ import (
 func TestArm64Healthz(t *testing.T) {
 	dir := os.Getenv("ROOMBOX_LAB_KERNEL_ARM64")
 	if dir == "" {
-		dir = "../../.cache/lab/kernel-arm64"
+		dir = "../../../.cache/lab/kernel-arm64"
 	}
 	k, err := OpenKernel(dir)
 	if err != nil {
@@ -183,7 +183,7 @@ func arm64Roombox(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("ROOMBOX_BIN_ARM64")
 	if bin == "" {
-		bin = "../../bin/roombox-linux-arm64"
+		bin = "../../../bin/roombox-linux-arm64"
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("no arm64 roombox (%v): run make cross or set ROOMBOX_BIN_ARM64", err)

@@ -7,7 +7,7 @@ package netlab_test
 // binaries. Without root netlab.New fails the test and says what is missing. Run it with
 //
 //	ROOMBOX_LIVEKIT_SERVER=$PWD/bin/livekit-server ROOMBOX_BIN=$PWD/bin/roombox \
-//	    go test ./internal/netlab/ -run TestDeviceInImpairedNetwork -v -count=1
+//	    go test ./internal/testkit/netlab/ -run TestDeviceInImpairedNetwork -v -count=1
 
 import (
 	"bufio"
@@ -27,9 +27,9 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/twitchtv/twirp"
 
-	"roombox/internal/lktest"
-	"roombox/internal/netlab"
-	"roombox/internal/roomboxtest"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/netlab"
+	"roombox/internal/testkit/roomboxtest"
 )
 
 // The impairment of issue "room client recovery", item 5.

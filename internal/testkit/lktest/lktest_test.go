@@ -12,7 +12,7 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/twitchtv/twirp"
 
-	"roombox/internal/lktest"
+	"roombox/internal/testkit/lktest"
 )
 
 func TestServerKillRestart(t *testing.T) {

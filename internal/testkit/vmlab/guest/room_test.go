@@ -20,8 +20,8 @@ import (
 	"roombox/hal"
 	"roombox/hal/linux/alsa"
 	"roombox/hal/sim"
-	"roombox/internal/lktest"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/testwait"
 	"roombox/media"
 	"roombox/signaling"
 )

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"roombox/internal/faultnet"
-	"roombox/internal/testwait"
+	"roombox/internal/testkit/faultnet"
+	"roombox/internal/testkit/testwait"
 )
 
 const (

@@ -21,7 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
-	"roombox/internal/ffmpegtest"
+	"roombox/internal/testkit/ffmpegtest"
 	"roombox/media"
 	"roombox/signaling"
 )
