@@ -11,7 +11,6 @@ import (
 	"time"
 
 	systemd "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 
 	"roombox/fleet"
@@ -571,14 +570,14 @@ func (d *daemon) localTracks() []signaling.Track {
 	var tracks []signaling.Track
 	if d.video != nil {
 		f := d.board.Camera.Format()
-		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.videoTrack, Type: livekit.TrackType_VIDEO,
-			Source: livekit.TrackSource_CAMERA, Name: "camera", Width: uint32(f.Width), Height: uint32(f.Height),
+		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.videoTrack,
+			Source: signaling.SourceCamera, Name: "camera", Width: uint32(f.Width), Height: uint32(f.Height),
 			Muted: st.CameraOff},
 			OnRTCP: d.video.HandleRTCP})
 	}
 	if d.audio != nil {
-		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.audioTrack, Type: livekit.TrackType_AUDIO,
-			Source: livekit.TrackSource_MICROPHONE, Name: "microphone", Muted: st.MicMuted}})
+		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.audioTrack,
+			Source: signaling.SourceMicrophone, Name: "microphone", Muted: st.MicMuted}})
 	}
 	return tracks
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 
 	"roombox/signaling"
@@ -171,9 +170,9 @@ func (r *roomLink) syncMutes(ctx context.Context) {
 	}
 	st := r.d.savedState()
 	for _, m := range []struct {
-		src   livekit.TrackSource
+		src   signaling.Source
 		muted bool
-	}{{livekit.TrackSource_MICROPHONE, st.MicMuted}, {livekit.TrackSource_CAMERA, st.CameraOff}} {
+	}{{signaling.SourceMicrophone, st.MicMuted}, {signaling.SourceCamera, st.CameraOff}} {
 		if err := room.SetMuted(ctx, m.src, m.muted); err != nil {
 			r.log.Warn("telling the room about mute", "source", m.src, "err", err)
 		}
@@ -190,9 +189,9 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 		}
 		var t Target
 		switch e.TrackSID {
-		case room.State().Published[livekit.TrackSource_MICROPHONE]:
+		case room.State().Published[signaling.SourceMicrophone]:
 			t = TargetMic
-		case room.State().Published[livekit.TrackSource_CAMERA]:
+		case room.State().Published[signaling.SourceCamera]:
 			t = TargetCamera
 		default:
 			return
@@ -228,9 +227,9 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 		r.resuming = false
 		r.mu.Unlock()
 	case signaling.ParticipantJoined:
-		r.log.Info("participant joined", "identity", e.Participant.GetIdentity())
+		r.log.Info("participant joined", "identity", e.Participant.Identity)
 	case signaling.ParticipantLeft:
-		r.log.Info("participant left", "identity", e.Participant.GetIdentity())
+		r.log.Info("participant left", "identity", e.Participant.Identity)
 	}
 	r.updateState()
 }
@@ -259,7 +258,7 @@ func (r *roomLink) fillStatus(st *Status) {
 		st.LastError = rs.LastError.Error()
 	}
 	for _, p := range rs.Remote {
-		st.Participants = append(st.Participants, p.GetIdentity())
+		st.Participants = append(st.Participants, p.Identity)
 	}
 	st.Joins, st.Resumes = rs.Joins, rs.Resumes
 }

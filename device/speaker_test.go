@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livekit/protocol/livekit"
 	"github.com/pion/webrtc/v4"
 
 	"roombox/hal/sim"
@@ -92,7 +91,7 @@ func startTalker(t *testing.T, url, token string) *talker {
 	}
 	room := signaling.NewRoom(signaling.RoomOptions{URL: url, Tokens: signaling.StaticToken(token)})
 	room.SetTracks(signaling.Track{LocalTrack: signaling.LocalTrack{Track: track,
-		Type: livekit.TrackType_AUDIO, Source: livekit.TrackSource_MICROPHONE, Name: "microphone"}})
+		Source: signaling.SourceMicrophone, Name: "microphone"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = room.Run(ctx) })

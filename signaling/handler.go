@@ -3,6 +3,7 @@ package signaling
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
@@ -13,43 +14,41 @@ import (
 type Event interface{ event() }
 
 // ParticipantJoined: a remote participant entered the room.
-type ParticipantJoined struct{ Participant *livekit.ParticipantInfo }
+type ParticipantJoined struct{ Participant Participant }
 
 // ParticipantLeft: a remote participant left the room.
-type ParticipantLeft struct{ Participant *livekit.ParticipantInfo }
+type ParticipantLeft struct{ Participant Participant }
 
 // ParticipantUpdated: a remote participant's tracks, mute state or metadata changed.
-type ParticipantUpdated struct{ Participant *livekit.ParticipantInfo }
+type ParticipantUpdated struct{ Participant Participant }
 
 // TrackPublished: a remote participant published a track.
 type TrackPublished struct {
-	Participant *livekit.ParticipantInfo
-	Track       *livekit.TrackInfo
+	Participant Participant
+	Track       TrackInfo
 }
 
 // TrackUnpublished: a remote participant stopped publishing a track.
 type TrackUnpublished struct {
-	Participant *livekit.ParticipantInfo
-	Track       *livekit.TrackInfo
+	Participant Participant
+	Track       TrackInfo
 }
 
 // TrackMuted: a remote participant's track was muted or unmuted.
 type TrackMuted struct {
-	Participant *livekit.ParticipantInfo
-	Track       *livekit.TrackInfo
+	Participant Participant
+	Track       TrackInfo
 	Muted       bool
 }
 
 // ActiveSpeakers: who is speaking changed (deltas; a speaker who stopped has Active false).
-type ActiveSpeakers struct{ Speakers []*livekit.SpeakerInfo }
+type ActiveSpeakers struct{ Speakers []Speaker }
 
 // ConnectionQuality: the server's view of participants' connection quality.
-type ConnectionQuality struct {
-	Updates []*livekit.ConnectionQualityInfo
-}
+type ConnectionQuality struct{ Updates []Quality }
 
 // RoomMetadata: the room's metadata changed.
-type RoomMetadata struct{ Room *livekit.Room }
+type RoomMetadata struct{ Room RoomInfo }
 
 // LocalTrackMuted: the server (a moderator) muted or asks to unmute one of our tracks.
 type LocalTrackMuted struct {
@@ -71,7 +70,7 @@ type Reconnecting struct {
 type Disconnected struct{ Reason error }
 
 // Joined: the client joined the room for the first time and published its tracks.
-type Joined struct{ Room *livekit.Room }
+type Joined struct{ Room RoomInfo }
 
 // Reconnected: the client is back in the room; Resumed is false after a full rejoin.
 type Reconnected struct{ Resumed bool }
@@ -149,11 +148,19 @@ func (s *Session) handle(msg *livekit.SignalResponse) {
 			s.mu.Unlock()
 		}
 	case *livekit.SignalResponse_SpeakersChanged:
-		s.emit(ActiveSpeakers{Speakers: m.SpeakersChanged.GetSpeakers()})
+		var sp []Speaker
+		for _, v := range m.SpeakersChanged.GetSpeakers() {
+			sp = append(sp, Speaker{SID: v.GetSid(), Level: v.GetLevel(), Active: v.GetActive()})
+		}
+		s.emit(ActiveSpeakers{Speakers: sp})
 	case *livekit.SignalResponse_ConnectionQuality:
-		s.emit(ConnectionQuality{Updates: m.ConnectionQuality.GetUpdates()})
+		var q []Quality
+		for _, v := range m.ConnectionQuality.GetUpdates() {
+			q = append(q, Quality{SID: v.GetParticipantSid(), Quality: strings.ToLower(v.GetQuality().String()), Score: v.GetScore()})
+		}
+		s.emit(ConnectionQuality{Updates: q})
 	case *livekit.SignalResponse_RoomUpdate:
-		s.emit(RoomMetadata{Room: m.RoomUpdate.GetRoom()})
+		s.emit(RoomMetadata{Room: roomInfo(m.RoomUpdate.GetRoom())})
 	case *livekit.SignalResponse_RequestResponse:
 		if r := m.RequestResponse; r.GetReason() != livekit.RequestResponse_OK {
 			s.log.Warn("server refused request", "request", r.GetRequestId(), "reason", r.GetReason().String(), "message", r.GetMessage())
@@ -264,14 +271,14 @@ func (s *Session) onParticipants(ps []*livekit.ParticipantInfo) {
 		case p.State == livekit.ParticipantInfo_DISCONNECTED:
 			delete(s.participants, p.Sid)
 			if known {
-				evs = append(evs, ParticipantLeft{Participant: p})
+				evs = append(evs, ParticipantLeft{Participant: participant(p)})
 			}
 		case !known:
 			s.participants[p.Sid] = p
-			evs = append(evs, ParticipantJoined{Participant: p})
+			evs = append(evs, ParticipantJoined{Participant: participant(p)})
 		default:
 			s.participants[p.Sid] = p
-			evs = append(trackEvents(old, p), ParticipantUpdated{Participant: p})
+			evs = append(trackEvents(old, p), ParticipantUpdated{Participant: participant(p)})
 		}
 		s.mu.Unlock()
 		for _, ev := range evs {
@@ -287,18 +294,19 @@ func trackEvents(old, cur *livekit.ParticipantInfo) []Event {
 		before[t.GetSid()] = t
 	}
 	var evs []Event
+	p := participant(cur)
 	for _, t := range cur.GetTracks() {
 		prev, ok := before[t.GetSid()]
 		delete(before, t.GetSid())
 		switch {
 		case !ok:
-			evs = append(evs, TrackPublished{Participant: cur, Track: t})
+			evs = append(evs, TrackPublished{Participant: p, Track: trackInfo(t)})
 		case prev.GetMuted() != t.GetMuted():
-			evs = append(evs, TrackMuted{Participant: cur, Track: t, Muted: t.GetMuted()})
+			evs = append(evs, TrackMuted{Participant: p, Track: trackInfo(t), Muted: t.GetMuted()})
 		}
 	}
 	for _, t := range before {
-		evs = append(evs, TrackUnpublished{Participant: cur, Track: t})
+		evs = append(evs, TrackUnpublished{Participant: p, Track: trackInfo(t)})
 	}
 	return evs
 }

@@ -33,7 +33,7 @@ func TestSetMutedAfterServerChangedIt(t *testing.T) {
 		return ok && m
 	})
 
-	sid := b.room.State().Published[livekit.TrackSource_MICROPHONE]
+	sid := b.room.State().Published[signaling.SourceMicrophone]
 	if _, err := srv.MutePublishedTrack(ctx, testRoom, "box", sid, false); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestSetMutedAfterServerChangedIt(t *testing.T) {
 	if m, ok := micMuted(); !ok || m {
 		t.Fatalf("the server did not unmute the track itself (muted %v, listed %v)", m, ok)
 	}
-	if err := b.room.SetMuted(ctx, livekit.TrackSource_MICROPHONE, true); err != nil {
+	if err := b.room.SetMuted(ctx, signaling.SourceMicrophone, true); err != nil {
 		t.Fatal(err)
 	}
 	testwait.For(t, "the server to have the mic muted again", 10*time.Second, func() bool {

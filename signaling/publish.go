@@ -31,7 +31,7 @@ func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Publicat
 			s.ssrcs[lt.Track.ID()] = uint32(enc[0].SSRC)
 			s.mu.Unlock()
 		}
-		pubs = append(pubs, Publication{Info: info, Sender: tr.Sender()})
+		pubs = append(pubs, Publication{Track: trackInfo(info), Sender: tr.Sender()})
 	}
 	if err := s.offerPublisher(ctx, nil); err != nil {
 		return nil, err
@@ -42,14 +42,15 @@ func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Publicat
 func (s *Session) addTrack(ctx context.Context, lt LocalTrack) (*livekit.TrackInfo, error) {
 	cid := lt.Track.ID()
 	req := &livekit.AddTrackRequest{
-		Cid: cid, Name: lt.Name, Type: lt.Type, Source: lt.Source, Muted: lt.Muted,
+		Cid: cid, Name: lt.Name, Type: livekit.TrackType_AUDIO, Source: lt.Source.proto(), Muted: lt.Muted,
 		Width: lt.Width, Height: lt.Height,
 	}
-	switch lt.Type {
-	case livekit.TrackType_VIDEO:
+	switch lt.Track.Kind() {
+	case webrtc.RTPCodecTypeVideo:
+		req.Type = livekit.TrackType_VIDEO
 		req.Layers = []*livekit.VideoLayer{{Quality: livekit.VideoQuality_HIGH, Width: lt.Width, Height: lt.Height}}
 		req.SimulcastCodecs = []*livekit.SimulcastCodec{{Codec: "h264", Cid: cid}}
-	case livekit.TrackType_AUDIO:
+	default:
 		req.AudioFeatures = []livekit.AudioTrackFeature{livekit.AudioTrackFeature_TF_NO_DTX}
 	}
 	ch := make(chan *livekit.TrackInfo, 1)

@@ -77,7 +77,7 @@ func startBox(t testing.TB, url string, tokens signaling.TokenSource, muted bool
 		Backoff: func(int) time.Duration { return 200 * time.Millisecond },
 	})
 	b.room.SetTracks(signaling.Track{LocalTrack: signaling.LocalTrack{
-		Track: track, Type: livekit.TrackType_AUDIO, Source: livekit.TrackSource_MICROPHONE, Name: "microphone", Muted: muted,
+		Track: track, Source: signaling.SourceMicrophone, Name: "microphone", Muted: muted,
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
@@ -259,7 +259,7 @@ func TestRepeatedSignalCutsResume(t *testing.T) {
 func TestFlappingSignalResumesSameParticipant(t *testing.T) {
 	noLeak(t)
 	srv, proxy, w, b := proxiedBox(t)
-	sid := b.room.State().Local.GetSid()
+	sid := b.room.State().Local.SID
 	start := time.Now()
 	for i := range 3 {
 		accepted := proxy.Accepted()
@@ -278,8 +278,8 @@ func TestFlappingSignalResumesSameParticipant(t *testing.T) {
 	}
 	w.flowing(t, "after the flapping")
 	st := b.room.State()
-	if st.Joins != 1 || st.Local.GetSid() != sid {
-		t.Fatalf("joins %d, sid %s; want 1 and the same sid %s", st.Joins, st.Local.GetSid(), sid)
+	if st.Joins != 1 || st.Local.SID != sid {
+		t.Fatalf("joins %d, sid %s; want 1 and the same sid %s", st.Joins, st.Local.SID, sid)
 	}
 	ps, err := srv.ListParticipants(context.Background(), testRoom)
 	if err != nil {
@@ -327,7 +327,7 @@ func TestRejoinAfterServerKilled(t *testing.T) {
 	if n := len(p.Tracks); n != 1 {
 		t.Fatalf("box has %d tracks after the rejoin, want 1", n)
 	}
-	if st := b.room.State(); st.Joins != 2 || !st.Muted[livekit.TrackSource_MICROPHONE] {
+	if st := b.room.State(); st.Joins != 2 || !st.Muted[signaling.SourceMicrophone] {
 		t.Fatalf("state after rejoin: %+v", st)
 	}
 }
@@ -533,7 +533,7 @@ func TestAudioAutoSubscribeAndExplicitUnsubscribe(t *testing.T) {
 	waitEvent[signaling.Joined](t, a, 15*time.Second)
 	b := startBox(t, srv.URL, signaling.StaticToken(lktest.Token(t, testRoom, "b")), false)
 	waitEvent[signaling.Joined](t, b, 15*time.Second)
-	bMic := b.room.State().Published[livekit.TrackSource_MICROPHONE]
+	bMic := b.room.State().Published[signaling.SourceMicrophone]
 	subscribed := func() bool {
 		for _, sid := range a.room.State().Subscribed {
 			if sid == bMic {

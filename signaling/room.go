@@ -75,11 +75,11 @@ type Track struct {
 // RoomState is a snapshot of the room as the client sees it.
 type RoomState struct {
 	Connected bool
-	Room      *livekit.Room
-	Local     *livekit.ParticipantInfo
-	Remote    []*livekit.ParticipantInfo
-	Published map[livekit.TrackSource]string // track sid by source, while connected
-	Muted     map[livekit.TrackSource]bool
+	Room      RoomInfo
+	Local     Participant
+	Remote    []Participant
+	Published map[Source]string // track sid by source, while connected
+	Muted     map[Source]bool
 	// Subscribed are the remote track sids subscribed to, while connected.
 	Subscribed []string
 	Attempt    int   // failed joins since the last success
@@ -103,10 +103,10 @@ type Room struct {
 
 	mu        sync.Mutex
 	tracks    []Track
-	muted     map[livekit.TrackSource]bool // wanted, by source; holds across rejoins
-	told      map[livekit.TrackSource]bool // what the current session's server was told; absent: unknown
+	muted     map[Source]bool // wanted, by source; holds across rejoins
+	told      map[Source]bool // what the current session's server was told; absent: unknown
 	sess      *Session
-	published map[livekit.TrackSource]string
+	published map[Source]string
 	refreshed string // the newest token the server issued
 	attempt   int
 	lastErr   error
@@ -123,8 +123,8 @@ func NewRoom(opts RoomOptions) *Room {
 	if opts.Backoff == nil {
 		opts.Backoff = Backoff
 	}
-	r := &Room{opts: opts, log: opts.Logger, muted: map[livekit.TrackSource]bool{}, told: map[livekit.TrackSource]bool{},
-		published: map[livekit.TrackSource]string{}, wantSubs: map[string]bool{}}
+	r := &Room{opts: opts, log: opts.Logger, muted: map[Source]bool{}, told: map[Source]bool{},
+		published: map[Source]string{}, wantSubs: map[string]bool{}}
 	r.data = NewDataHub(roomSender{r}, DataHubOptions{Logger: opts.Logger, OnData: opts.OnData, RPC: opts.RPC})
 	return r
 }
@@ -169,7 +169,7 @@ func (r *Room) SetTracks(tracks ...Track) {
 
 // SetMuted mutes or unmutes the track of a source; the state holds across rejoins. Of
 // concurrent calls, the server ends with the value of the last one to record it.
-func (r *Room) SetMuted(ctx context.Context, src livekit.TrackSource, muted bool) error {
+func (r *Room) SetMuted(ctx context.Context, src Source, muted bool) error {
 	r.mu.Lock()
 	r.muted[src] = muted
 	r.mu.Unlock()
@@ -179,7 +179,7 @@ func (r *Room) SetMuted(ctx context.Context, src livekit.TrackSource, muted bool
 // syncMute tells the current session's server the latest wanted mute of src, unless it
 // was told that already. A session not published yet is synced after publishing. Under
 // muteMu, so a sync that read an older value has sent it before a later sync reads.
-func (r *Room) syncMute(ctx context.Context, src livekit.TrackSource) error {
+func (r *Room) syncMute(ctx context.Context, src Source) error {
 	r.muteMu.Lock()
 	defer r.muteMu.Unlock()
 	r.mu.Lock()
@@ -205,7 +205,7 @@ func (r *Room) syncMute(ctx context.Context, src livekit.TrackSource) error {
 // syncMutes syncs the mute of every track (syncMute).
 func (r *Room) syncMutes(ctx context.Context) {
 	r.mu.Lock()
-	srcs := make([]livekit.TrackSource, len(r.tracks))
+	srcs := make([]Source, len(r.tracks))
 	for i, t := range r.tracks {
 		srcs[i] = t.Source
 	}
@@ -248,15 +248,15 @@ func (r *Room) State() RoomState {
 	defer r.mu.Unlock()
 	st := RoomState{
 		Attempt: r.attempt, LastError: r.lastErr, Joins: r.joins,
-		Published: map[livekit.TrackSource]string{}, Muted: map[livekit.TrackSource]bool{},
+		Published: map[Source]string{}, Muted: map[Source]bool{},
 	}
 	for k, v := range r.muted {
 		st.Muted[k] = v
 	}
 	if r.sess != nil {
 		st.Connected = true
-		st.Room = r.sess.Join().GetRoom()
-		st.Local = r.sess.Join().GetParticipant()
+		st.Room = r.sess.Room()
+		st.Local = r.sess.Local()
 		st.Remote = r.sess.Participants()
 		st.Resumes = r.sess.Resumes()
 		st.Subscribed = r.sess.subscriptions()
@@ -410,7 +410,7 @@ func (r *Room) session(ctx context.Context, token string) error {
 	}
 	r.mu.Lock()
 	for i, p := range pubs {
-		r.published[tracks[i].Source] = p.Info.GetSid()
+		r.published[tracks[i].Source] = p.Track.SID
 		r.told[tracks[i].Source] = local[i].Muted // published with it
 	}
 	r.sess = sess
@@ -428,14 +428,14 @@ func (r *Room) session(ctx context.Context, token string) error {
 	if rejoined {
 		r.emit(Reconnected{Resumed: false})
 	} else {
-		r.emit(Joined{Room: sess.Join().GetRoom()})
+		r.emit(Joined{Room: sess.Room()})
 	}
 
 	defer func() {
 		r.mu.Lock()
 		r.refreshed = sess.Token()
 		r.sess = nil
-		r.published = map[livekit.TrackSource]string{}
+		r.published = map[Source]string{}
 		clear(r.told)
 		r.mu.Unlock()
 		// A new session is a new participant: sequences restart, calls in flight fail.
@@ -482,18 +482,18 @@ func (r *Room) onEvent(e Event) {
 		}
 	}
 	if left, ok := e.(ParticipantLeft); ok {
-		r.data.ParticipantLeft(left.Participant.GetIdentity())
+		r.data.ParticipantLeft(left.Participant.Identity)
 	}
 	r.emit(e)
 }
 
 // subscribeAudio subscribes to the audio tracks of ps that are not subscribed yet.
-func (r *Room) subscribeAudio(ctx context.Context, sess *Session, ps ...*livekit.ParticipantInfo) {
+func (r *Room) subscribeAudio(ctx context.Context, sess *Session, ps ...Participant) {
 	var sids []string
 	for _, p := range ps {
-		for _, t := range p.GetTracks() {
-			if t.GetType() == livekit.TrackType_AUDIO && !sess.isSubscribed(t.GetSid()) {
-				sids = append(sids, t.GetSid())
+		for _, t := range p.Tracks {
+			if !t.Video && !sess.isSubscribed(t.SID) {
+				sids = append(sids, t.SID)
 			}
 		}
 	}
@@ -509,8 +509,8 @@ func (r *Room) subscribeAudio(ctx context.Context, sess *Session, ps ...*livekit
 func (r *Room) resubscribe(ctx context.Context, sess *Session) {
 	present := map[string]bool{}
 	for _, p := range sess.Participants() {
-		for _, t := range p.GetTracks() {
-			present[t.GetSid()] = true
+		for _, t := range p.Tracks {
+			present[t.SID] = true
 		}
 	}
 	r.mu.Lock()

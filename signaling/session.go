@@ -71,9 +71,8 @@ type DataResumer interface {
 
 // LocalTrack is a track to publish: the pion track plus what the room is told about it.
 type LocalTrack struct {
-	Track  webrtc.TrackLocal // its ID() is the client track id (cid) the server matches
-	Type   livekit.TrackType
-	Source livekit.TrackSource
+	Track  webrtc.TrackLocal // its ID() is the client track id (cid) the server matches; its Kind the type
+	Source Source
 	Name   string
 	Width  uint32 // video only
 	Height uint32
@@ -82,7 +81,7 @@ type LocalTrack struct {
 
 // Publication is a published local track.
 type Publication struct {
-	Info   *livekit.TrackInfo
+	Track  TrackInfo
 	Sender *webrtc.RTPSender
 }
 
@@ -355,8 +354,11 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// Join is the server's JoinResponse.
-func (s *Session) Join() *livekit.JoinResponse { return s.join }
+// Room is the room joined.
+func (s *Session) Room() RoomInfo { return roomInfo(s.join.GetRoom()) }
+
+// Local is this participant as the server knows it.
+func (s *Session) Local() Participant { return participant(s.join.GetParticipant()) }
 
 // Token is the newest access token: the server refreshes it during the session, and a
 // resume or rejoin should use it.
@@ -381,12 +383,12 @@ func (s *Session) Resumes() int {
 }
 
 // Participants returns the remote participants currently in the room.
-func (s *Session) Participants() []*livekit.ParticipantInfo {
+func (s *Session) Participants() []Participant {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*livekit.ParticipantInfo, 0, len(s.participants))
+	out := make([]Participant, 0, len(s.participants))
 	for _, p := range s.participants {
-		out = append(out, p)
+		out = append(out, participant(p))
 	}
 	return out
 }
