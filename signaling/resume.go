@@ -318,9 +318,14 @@ func reconnectReason(lost error) livekit.ReconnectReason {
 	return livekit.ReconnectReason_RR_SIGNAL_DISCONNECTED
 }
 
-// liveKitBackoff is the JS SDK's reconnect schedule.
-func liveKitBackoff(n int) time.Duration {
-	steps := []time.Duration{0, 300 * time.Millisecond, 1200 * time.Millisecond, 2700 * time.Millisecond, 4800 * time.Millisecond}
+// resumeBackoff is the JS SDK's reconnect schedule, but for its first step: the JS SDK
+// resumes at once, we wait 200 ms. livekit-server gives a participant up (NEGOTIATE_FAILED,
+// then a full reconnect) when the connection of its resume drops while the server is still
+// answering it: the ICE-restart offer cannot be written. A link that has just dropped is the
+// one likely to drop again within moments (a flapping link); 200 ms lets it settle, and is
+// nothing next to a rejoin.
+func resumeBackoff(n int) time.Duration {
+	steps := []time.Duration{200 * time.Millisecond, 300 * time.Millisecond, 1200 * time.Millisecond, 2700 * time.Millisecond, 4800 * time.Millisecond}
 	if n < len(steps) {
 		return steps[n]
 	}

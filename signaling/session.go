@@ -57,7 +57,8 @@ type Options struct {
 	// (default 15 s: livekit-server keeps a participant about 20 s after its signal drops).
 	ResumeTimeout time.Duration
 	// ResumeBackoff is the wait before resume attempt n (0-based); default LiveKit's
-	// client policy (0, 300 ms, 1.2 s, 2.7 s, 4.8 s, then 7 s).
+	// client policy but for a first wait of 200 ms (200 ms, 300 ms, 1.2 s, 2.7 s, 4.8 s,
+	// then 7 s; resume.go says why).
 	ResumeBackoff func(n int) time.Duration
 }
 
@@ -183,7 +184,7 @@ func Connect(ctx context.Context, serverURL, token string, opts Options) (*Sessi
 		opts.ResumeTimeout = 15 * time.Second
 	}
 	if opts.ResumeBackoff == nil {
-		opts.ResumeBackoff = liveKitBackoff
+		opts.ResumeBackoff = resumeBackoff
 	}
 	jctx, cancel := context.WithTimeout(ctx, opts.JoinTimeout)
 	defer cancel()
