@@ -7,15 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"roombox/appliance"
 	"runtime"
-
-	"roombox/device"
 )
 
 const defaultStateDir = "/var/lib/roombox"
 
-// runDaemon is device.Run; tests replace it.
-var runDaemon = device.Run
+// runDaemon is appliance.Run; tests replace it.
+var runDaemon = appliance.Run
 
 // defaultHal is the board a bare `roombox run` drives: the real one on ARM, else the sim.
 func defaultHal(goarch string) string {
@@ -74,7 +73,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("create state dir: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	err = runDaemon(ctx, device.Options{Hal: *hal, StateDir: *dir, HTTPAddr: *addr, Logger: log,
+	err = runDaemon(ctx, appliance.Options{Hal: *hal, StateDir: *dir, HTTPAddr: *addr, Logger: log,
 		FleetKey: key, ProvisionFile: *provisionFile, PinsFile: *pinsFile})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // stopped by a signal: a clean exit

@@ -4,13 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"roombox/appliance/store"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
-
-	"roombox/device"
 )
 
 // sign runs `roombox fleet sign` with the key in keyDir and returns the token.
@@ -53,11 +52,11 @@ func TestFleetProvisioning(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `room "lobby" as "box-1" on wss://lk.example.com`) {
 		t.Fatalf("provision: exit %d: %s%s", code, stdout, stderr)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, device.ConfigFile))
+	data, err := os.ReadFile(filepath.Join(dir, store.ConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg device.Config
+	var cfg store.Config
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +85,7 @@ func TestFleetProvisioning(t *testing.T) {
 			if code != 1 || stdout != "" || !strings.Contains(stderr, tc.want) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 saying %q", code, stdout, stderr, tc.want)
 			}
-			after, err := os.ReadFile(filepath.Join(dir, device.ConfigFile))
+			after, err := os.ReadFile(filepath.Join(dir, store.ConfigFile))
 			if err != nil || string(after) != string(data) {
 				t.Fatalf("stored config changed by a refused token (%v)", err)
 			}

@@ -7,10 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"roombox/control"
+	"roombox/localapi"
 	"strings"
 	"time"
-
-	"roombox/device"
 )
 
 // localAPITimeout bounds a LocalAPI call from the CLI.
@@ -28,8 +28,8 @@ func (e *notRunningError) Error() string {
 
 func (e *notRunningError) Unwrap() error { return e.err }
 
-func clientError(c *device.LocalClient, err error) error {
-	if errors.Is(err, device.ErrDaemonNotRunning) {
+func clientError(c *localapi.Client, err error) error {
+	if errors.Is(err, localapi.ErrDaemonNotRunning) {
 		return &notRunningError{socket: c.Socket(), err: err}
 	}
 	return err
@@ -41,7 +41,7 @@ func clientError(c *device.LocalClient, err error) error {
 // running is reported in the CLI's words.
 func callDaemon(ctx context.Context, verb string, args []string,
 	checkArgs func(fs *flag.FlagSet, pos []string) error,
-	call func(ctx context.Context, c *device.LocalClient, pos []string) error,
+	call func(ctx context.Context, c *localapi.Client, pos []string) error,
 ) error {
 	fs := newFlagSet(verb)
 	dir := stateDirFlag(fs)
@@ -54,12 +54,12 @@ func callDaemon(ctx context.Context, verb string, args []string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, localAPITimeout)
 	defer cancel()
-	c := device.Dial(*dir)
+	c := localapi.Dial(*dir)
 	return clientError(c, call(ctx, c, pos))
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return callDaemon(ctx, "status", args, noArgs, func(ctx context.Context, c *device.LocalClient, _ []string) error {
+	return callDaemon(ctx, "status", args, noArgs, func(ctx context.Context, c *localapi.Client, _ []string) error {
 		st, err := c.Status(ctx)
 		if err != nil {
 			return err
@@ -79,10 +79,10 @@ func cmdMute(muted bool) func(context.Context, []string, io.Writer, io.Writer) e
 		verb = "mute"
 	}
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		return callDaemon(ctx, verb, args, optionalTarget, func(ctx context.Context, c *device.LocalClient, pos []string) error {
-			t := device.TargetMic
+		return callDaemon(ctx, verb, args, optionalTarget, func(ctx context.Context, c *localapi.Client, pos []string) error {
+			t := control.TargetMic
 			if len(pos) == 1 {
-				t = device.Target(pos[0])
+				t = control.Target(pos[0])
 			}
 			return c.SetMuted(ctx, t, muted)
 		})
@@ -90,7 +90,7 @@ func cmdMute(muted bool) func(context.Context, []string, io.Writer, io.Writer) e
 }
 
 func cmdPress(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return callDaemon(ctx, "press", args, oneButton, func(ctx context.Context, c *device.LocalClient, pos []string) error {
+	return callDaemon(ctx, "press", args, oneButton, func(ctx context.Context, c *localapi.Client, pos []string) error {
 		return c.Press(ctx, pos[0])
 	})
 }
@@ -101,7 +101,7 @@ func optionalTarget(fs *flag.FlagSet, pos []string) error {
 	case 0:
 		return nil
 	case 1:
-		if _, err := device.ParseTarget(pos[0]); err != nil {
+		if _, err := control.ParseTarget(pos[0]); err != nil {
 			return usageError{fs: fs, err: err}
 		}
 		return nil
@@ -112,7 +112,7 @@ func optionalTarget(fs *flag.FlagSet, pos []string) error {
 // oneButton wants exactly one positional argument, naming a known button.
 func oneButton(fs *flag.FlagSet, pos []string) error {
 	if len(pos) != 1 {
-		return usageError{fs: fs, err: fmt.Errorf("press: want one BUTTON (%s), got %d arguments", strings.Join(device.Buttons, ", "), len(pos))}
+		return usageError{fs: fs, err: fmt.Errorf("press: want one BUTTON (%s), got %d arguments", strings.Join(control.Buttons, ", "), len(pos))}
 	}
-	return device.ValidButton(pos[0])
+	return control.ValidButton(pos[0])
 }

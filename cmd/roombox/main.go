@@ -1,5 +1,15 @@
 // Command roombox is the conference-room box: `roombox run` is the daemon; the other verbs
 // provision it, talk to it through its LocalAPI, or help development.
+//
+// Where each behaviour lives (docs/ARCHITECTURE.md has the whole map):
+//   - the daemon: appliance.Run (daemon.go: mutes and buttons; room.go: staying in the room;
+//     supervise.go: systemd readiness and watchdog), its state directory in appliance/store,
+//     what provisioning it accepts in appliance/provision;
+//   - what drives it: control (the Controller contract), localapi (the unix socket, and the
+//     client the verbs here use), webui (the control page), telemetry (charts, /metrics, logs);
+//   - media: hal (the board: hal/sim, hal/linux/...), media (capture, processing, encoding,
+//     playback), signaling (the LiveKit room client);
+//   - signed provisioning tokens: fleet.
 package main
 
 import (

@@ -9,14 +9,18 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"roombox/appliance"
+	"roombox/appliance/provision"
+	"roombox/appliance/store"
+	"roombox/control"
+	"roombox/localapi"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/livekit/protocol/auth"
 
-	"roombox/device"
-	"roombox/device/devicetest"
+	"roombox/control/controltest"
 )
 
 // roombox runs the CLI in-process and returns its exit status and output.
@@ -61,7 +65,7 @@ func provisionedDir(t *testing.T) (string, []byte) {
 	if code != 0 {
 		t.Fatalf("initial provision: exit %d: %s", code, stderr)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, device.ConfigFile))
+	data, err := os.ReadFile(filepath.Join(dir, store.ConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +104,7 @@ func TestProvisionBadInput(t *testing.T) {
 			if stdout != "" {
 				t.Errorf("stdout = %q, want nothing", stdout)
 			}
-			after, err := os.ReadFile(filepath.Join(dir, device.ConfigFile))
+			after, err := os.ReadFile(filepath.Join(dir, store.ConfigFile))
 			if err != nil || !bytes.Equal(before, after) {
 				t.Errorf("config.json changed (%v):\n%s\n->\n%s", err, before, after)
 			}
@@ -148,7 +152,7 @@ func TestProvisionUnwritableStateDir(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "permission denied") || !strings.Contains(stderr, dir) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
-	after, _ := os.ReadFile(filepath.Join(dir, device.ConfigFile))
+	after, _ := os.ReadFile(filepath.Join(dir, store.ConfigFile))
 	if !bytes.Equal(before, after) {
 		t.Error("config.json changed")
 	}
@@ -168,7 +172,7 @@ func TestProvisionStoresWithoutDaemon(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("state dir: %v %v, want mode 0700", fi, err)
 	}
-	s, err := device.OpenStore(dir)
+	s, err := store.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +184,7 @@ func TestProvisionStoresWithoutDaemon(t *testing.T) {
 
 func TestClientVerbsWithoutDaemon(t *testing.T) {
 	dir := shortDir(t)
-	want := "roombox: daemon not running (no LocalAPI socket at " + filepath.Join(dir, device.SocketFile) + ")\n"
+	want := "roombox: daemon not running (no LocalAPI socket at " + filepath.Join(dir, localapi.SocketFile) + ")\n"
 	for _, args := range [][]string{{"status"}, {"mute"}, {"unmute"}, {"press", "mic"}} {
 		code, stdout, stderr := roombox(t, append(args, "--state-dir", dir)...)
 		if code != 1 || stderr != want || stdout != "" {
@@ -191,8 +195,8 @@ func TestClientVerbsWithoutDaemon(t *testing.T) {
 
 func TestProvisionStatusRoundTrip(t *testing.T) {
 	dir := shortDir(t)
-	fake := &devicetest.Controller{Hal: "sim"}
-	devicetest.ServeLocalAPI(t, dir, fake)
+	fake := &controltest.Controller{Hal: "sim"}
+	controltest.ServeLocalAPI(t, dir, fake)
 
 	code, stdout, stderr := roombox(t, "status", "--state-dir", dir)
 	if code != 0 || !strings.Contains(stdout, `"state": "unprovisioned"`) {
@@ -209,10 +213,10 @@ func TestProvisionStatusRoundTrip(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "through the running daemon") {
 		t.Fatalf("provision: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	if p := fake.Provisioning(); p != (device.Provisioning{URL: "ws://127.0.0.1:7880", Token: tok}) {
+	if p := fake.Provisioning(); p != (control.Provisioning{URL: "ws://127.0.0.1:7880", Token: tok}) {
 		t.Errorf("daemon got %+v", p)
 	}
-	if _, err := os.Stat(filepath.Join(dir, device.ConfigFile)); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, store.ConfigFile)); !errors.Is(err, fs.ErrNotExist) {
 		t.Error("the CLI wrote config.json itself while the daemon was running")
 	}
 
@@ -220,11 +224,11 @@ func TestProvisionStatusRoundTrip(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: exit %d, stderr %q", code, stderr)
 	}
-	var st device.Status
+	var st control.Status
 	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
 		t.Fatalf("status output is not JSON: %v\n%s", err, stdout)
 	}
-	want := device.Status{State: "connecting", Provisioned: true, URL: "ws://127.0.0.1:7880", Room: "lobby", Identity: "box-1", Hal: "sim"}
+	want := control.Status{State: "connecting", Provisioned: true, URL: "ws://127.0.0.1:7880", Room: "lobby", Identity: "box-1", Hal: "sim"}
 	if !reflect.DeepEqual(st, want) {
 		t.Errorf("status = %+v, want %+v", st, want)
 	}
@@ -288,7 +292,7 @@ func TestToken(t *testing.T) {
 	if d := time.Until(claims.ExpiresAt.Time); d < 119*time.Minute || d > 121*time.Minute {
 		t.Errorf("expires in %v, want 2h", d)
 	}
-	if _, err := device.ValidateProvisioning(device.Provisioning{URL: "ws://127.0.0.1:7880", Token: tok}, time.Now()); err != nil {
+	if _, err := provision.Validate(control.Provisioning{URL: "ws://127.0.0.1:7880", Token: tok}, time.Now()); err != nil {
 		t.Errorf("a minted token does not provision: %v", err)
 	}
 
@@ -340,9 +344,9 @@ func TestRunVerb(t *testing.T) {
 	if defaultHal("amd64") != "sim" || defaultHal("arm64") != "linux" || defaultHal("arm") != "linux" {
 		t.Error("defaultHal")
 	}
-	var got device.Options
+	var got appliance.Options
 	orig := runDaemon
-	runDaemon = func(ctx context.Context, o device.Options) error {
+	runDaemon = func(ctx context.Context, o appliance.Options) error {
 		got = o
 		o.Logger.Info("hello")
 		return context.Canceled // as after SIGTERM

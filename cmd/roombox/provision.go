@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"roombox/appliance/provision"
+	"roombox/appliance/store"
+	"roombox/control"
+	"roombox/localapi"
 	"strings"
 	"time"
-
-	"roombox/device"
 )
 
 func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -21,7 +23,7 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	var p device.Provisioning
+	var p control.Provisioning
 	switch {
 	case len(pos) > 1:
 		return usageError{fs: fs, err: fmt.Errorf("provision: want one PROVISIONING_TOKEN, got %d arguments", len(pos))}
@@ -37,24 +39,24 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usageError{fs: fs, err: errors.New("provision: --token is required")}
 	default:
 		// White space is never part of a URL or a JWT; it is an artefact of pasting.
-		p = device.Provisioning{URL: strings.TrimSpace(*url), Token: strings.TrimSpace(*token)}
-		if _, err := device.ValidateProvisioning(p, time.Now()); err != nil {
+		p = control.Provisioning{URL: strings.TrimSpace(*url), Token: strings.TrimSpace(*token)}
+		if _, err := provision.Validate(p, time.Now()); err != nil {
 			return err
 		}
 	}
 
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = device.Dial(*dir).Provision(cctx, p)
+	err = localapi.Dial(*dir).Provision(cctx, p)
 	switch {
 	case err == nil:
-		st, serr := device.Dial(*dir).Status(cctx)
+		st, serr := localapi.Dial(*dir).Status(cctx)
 		if serr != nil {
 			return serr
 		}
 		fmt.Fprintf(stdout, "provisioned through the running daemon: %s\n", describe(st.URL, st.Room, st.Identity))
 		return nil
-	case !errors.Is(err, device.ErrDaemonNotRunning):
+	case !errors.Is(err, localapi.ErrDaemonNotRunning):
 		return err
 	}
 	// No daemon: store it for the next start, checked against the same trust it would use.
@@ -62,23 +64,23 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := device.CreateStateDir(*dir); err != nil {
+	if err := store.CreateStateDir(*dir); err != nil {
 		return err
 	}
-	store, err := device.OpenStore(*dir)
+	st, err := store.Open(*dir)
 	if err != nil {
 		return err
 	}
-	id, err := store.DeviceID()
+	id, err := st.DeviceID()
 	if err != nil {
 		return err
 	}
-	cfg, info, err := store.Provision(p, device.Trust{FleetKey: trust, DeviceID: id}, time.Now())
+	cfg, info, err := provision.Apply(st, p, provision.Trust{FleetKey: trust, DeviceID: id}, time.Now())
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "provisioned: %s\nstored in %s/%s; the daemon is not running and will use it when it starts\n",
-		describe(cfg.URL, info.Room, info.Identity), *dir, device.ConfigFile)
+		describe(cfg.URL, info.Room, info.Identity), *dir, store.ConfigFile)
 	return nil
 }
 

@@ -7,13 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"roombox/control"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
 
-	"roombox/device"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/roomboxtest"
 )
@@ -73,7 +73,7 @@ func TestControlPage(t *testing.T) {
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#state", "pattern": "in-room", "timeout": 30000})
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#room", "pattern": regexp.QuoteMeta(room)})
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#encoder", "pattern": `^x264 \(software\)$`})
-	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 10*time.Second, func(s device.Status) bool { return s.State == "in-room" })
+	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 10*time.Second, func(s control.Status) bool { return s.State == "in-room" })
 	if _, err := srv.GetParticipant(context.Background(), room, identity); err != nil {
 		t.Fatalf("LiveKit server does not list the device: %v", err)
 	}
@@ -97,7 +97,7 @@ func TestControlPage(t *testing.T) {
 	drv.do("click", map[string]any{"page": "control", "selector": "#mic"})
 	drv.do("waitAttr", map[string]any{"page": "control", "selector": "#led", "attr": "data-on", "value": "true"})
 	drv.do("waitAttr", map[string]any{"page": "control", "selector": "#mic", "attr": "aria-pressed", "value": "true"})
-	st := roomboxtest.WaitStatus(t, bin, stateDir, "mic muted with the LED on", 10*time.Second, func(s device.Status) bool { return s.MicMuted && s.LED })
+	st := roomboxtest.WaitStatus(t, bin, stateDir, "mic muted with the LED on", 10*time.Second, func(s control.Status) bool { return s.MicMuted && s.LED })
 	t.Logf("device after the page's mute: mic_muted=%v led=%v", st.MicMuted, st.LED)
 	waitMicOnServer(t, srv, room, identity, true)
 	drv.screenshot("control", "control-page-muted")
@@ -106,7 +106,7 @@ func TestControlPage(t *testing.T) {
 	drv.do("click", map[string]any{"page": "control", "selector": "#mic"})
 	drv.do("waitAttr", map[string]any{"page": "control", "selector": "#led", "attr": "data-on", "value": "false"})
 	drv.do("waitAttr", map[string]any{"page": "control", "selector": "#mic", "attr": "aria-pressed", "value": "false"})
-	roomboxtest.WaitStatus(t, bin, stateDir, "mic unmuted with the LED off", 10*time.Second, func(s device.Status) bool { return !s.MicMuted && !s.LED })
+	roomboxtest.WaitStatus(t, bin, stateDir, "mic unmuted with the LED off", 10*time.Second, func(s control.Status) bool { return !s.MicMuted && !s.LED })
 	waitMicOnServer(t, srv, room, identity, false)
 	drv.do("close", map[string]any{"page": "control"})
 }
@@ -219,7 +219,7 @@ func TestProvisionFromPage(t *testing.T) {
 	}
 	drv.do("waitText", map[string]any{"page": "prov", "selector": "#state", "pattern": "in-room", "timeout": 30000})
 	drv.do("waitText", map[string]any{"page": "prov", "selector": "#room", "pattern": regexp.QuoteMeta(room)})
-	st := roomboxtest.WaitStatus(t, bin, stateDir, "provisioned and in-room", 10*time.Second, func(s device.Status) bool { return s.Provisioned && s.State == "in-room" })
+	st := roomboxtest.WaitStatus(t, bin, stateDir, "provisioned and in-room", 10*time.Second, func(s control.Status) bool { return s.Provisioned && s.State == "in-room" })
 	t.Logf("device: state=%s room=%s identity=%s", st.State, st.Room, st.Identity)
 	drv.screenshot("prov", "provision-done")
 	drv.do("close", map[string]any{"page": "prov"})

@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"roombox/control"
 	"testing"
 	"time"
 
-	"roombox/device"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/roomboxtest"
 )
@@ -40,7 +40,7 @@ func TestReceivingClient(t *testing.T) {
 	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
 		"--token", lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
 	roomboxtest.Start(t, bin, stateDir).WaitHealthy(t)
-	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s device.Status) bool { return s.State == "in-room" })
+	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s control.Status) bool { return s.State == "in-room" })
 	drv := startDriver(t)
 	web := receiverServer(t)
 
@@ -61,7 +61,7 @@ func TestReceivingClient(t *testing.T) {
 	if w <= 0 || h <= 0 || frames < 10 {
 		t.Fatalf("receiver: %dx%d and %d frames advanced, want a picture and 10 frames", w, h, frames)
 	}
-	roomboxtest.WaitStatus(t, bin, stateDir, "the browser among the device's participants", 10*time.Second, func(s device.Status) bool {
+	roomboxtest.WaitStatus(t, bin, stateDir, "the browser among the device's participants", 10*time.Second, func(s control.Status) bool {
 		for _, p := range s.Participants {
 			if p == "browser-receiver" {
 				return true

@@ -5,13 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"roombox/control"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"roombox/device"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/previewtest"
 	"roombox/internal/testkit/roomboxtest"
@@ -38,7 +38,7 @@ func TestControlPageInRoom(t *testing.T) {
 	}
 
 	testwait.For(t, "the page's status to show the device in its room with the watcher", 20*time.Second, func() bool {
-		var st device.Status
+		var st control.Status
 		if err := s.Call(ctx, "GET", "/api/status", nil, &st); err != nil {
 			t.Fatal(err)
 		}

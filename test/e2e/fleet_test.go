@@ -9,12 +9,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"roombox/control"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"roombox/device"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/roomboxtest"
 	"roombox/internal/testkit/testwait"
@@ -61,7 +61,7 @@ func TestBootFileProvisioningWithTokenEndpoint(t *testing.T) {
 	stateDir := filepath.Join(t.TempDir(), "state")
 	roomboxtest.Start(t, bin, stateDir, "--fleet-key", filepath.Join(keys, "fleet.pub"), "--provision-file", boot)
 	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
-		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
+		return roomboxtest.StatusIs(bin, stateDir, func(st control.Status) bool { return st.State == "in-room" })
 	})
 	if _, err := os.Stat(boot); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the provisioning file is still there after it was applied: %v", err)
@@ -107,7 +107,7 @@ func TestRefusedProvisioning(t *testing.T) {
 	stateDir := filepath.Join(t.TempDir(), "state")
 	d := roomboxtest.Start(t, bin, stateDir, "--fleet-key", filepath.Join(keys, "fleet.pub"), "--provision-file", boot)
 	testwait.For(t, "the daemon up", 20*time.Second, func() bool {
-		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "unprovisioned" })
+		return roomboxtest.StatusIs(bin, stateDir, func(st control.Status) bool { return st.State == "unprovisioned" })
 	})
 	if _, err := os.Stat(boot + ".rejected"); err != nil {
 		t.Fatalf("refused provisioning file not kept as .rejected: %v", err)

@@ -9,12 +9,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"roombox/appliance/store"
+	"roombox/control"
+	"roombox/localapi"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"roombox/device"
 	"roombox/hal/sim"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/previewtest"
@@ -40,8 +42,8 @@ func TestMuteStress(t *testing.T) {
 	setters := make([]func(context.Context, bool) error, stressClients)
 	for i := range setters {
 		if i%2 == 0 {
-			api := device.Dial(stateDir)
-			setters[i] = func(ctx context.Context, muted bool) error { return api.SetMuted(ctx, device.TargetMic, muted) }
+			api := localapi.Dial(stateDir)
+			setters[i] = func(ctx context.Context, muted bool) error { return api.SetMuted(ctx, control.TargetMic, muted) }
 			continue
 		}
 		lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -54,7 +56,7 @@ func TestMuteStress(t *testing.T) {
 			return s.Call(ctx, "POST", "/api/mute", map[string]any{"target": "mic", "muted": muted}, nil)
 		}
 	}
-	api := device.Dial(stateDir)
+	api := localapi.Dial(stateDir)
 	v := watchPreview(t, d)
 
 	seed := rand.Uint64()
@@ -109,7 +111,7 @@ func fire(ctx context.Context, setters []func(context.Context, bool) error, valu
 // returned, the device's own three are final; the server is checked behind a fence: a
 // camera change sent after them on the same signal connection, which the server handles
 // in order, so once it shows the camera change it has handled the mic's.
-func agreedMute(t *testing.T, srv *lktest.Server, api *device.LocalClient, stateDir string, round int) bool {
+func agreedMute(t *testing.T, srv *lktest.Server, api *localapi.Client, stateDir string, round int) bool {
 	t.Helper()
 	ctx := context.Background()
 	st, err := api.Status(ctx)
@@ -121,7 +123,7 @@ func agreedMute(t *testing.T, srv *lktest.Server, api *device.LocalClient, state
 		t.Fatalf("round %d: Status mic muted %v, LED %v, state.json %v", round, st.MicMuted, st.LED, saved.MicMuted)
 	}
 	fence := round%2 == 0
-	if err := api.SetMuted(ctx, device.TargetCamera, fence); err != nil {
+	if err := api.SetMuted(ctx, control.TargetCamera, fence); err != nil {
 		t.Fatal(err)
 	}
 	testwait.For(t, fmt.Sprintf("round %d: the server to show the camera fence (off=%v)", round, fence), 10*time.Second, func() bool {
@@ -137,10 +139,10 @@ func agreedMute(t *testing.T, srv *lktest.Server, api *device.LocalClient, state
 // readState reads state.json as the daemon left it (it replaces it atomically). Until the
 // first change there is none, which the store reads as the defaults: a round whose calls
 // all leave the state as it was changes nothing.
-func readState(t *testing.T, stateDir string) device.SavedState {
+func readState(t *testing.T, stateDir string) store.SavedState {
 	t.Helper()
-	var st device.SavedState
-	data, err := os.ReadFile(filepath.Join(stateDir, device.StateFile))
+	var st store.SavedState
+	data, err := os.ReadFile(filepath.Join(stateDir, store.StateFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return st
 	}

@@ -2,11 +2,11 @@ package e2e
 
 import (
 	"context"
+	"roombox/control"
 	"strings"
 	"testing"
 	"time"
 
-	"roombox/device"
 	"roombox/hal/sim"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/previewtest"
@@ -28,7 +28,7 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(t, room, deviceIdentity))
 	d := roomboxtest.Start(t, bin, stateDir)
 	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
-		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
+		return roomboxtest.StatusIs(bin, stateDir, func(st control.Status) bool { return st.State == "in-room" })
 	})
 
 	// Before: the preview carries the tone and the pattern.
@@ -53,7 +53,7 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	v = watchPreview(t, d)
 	expectLeaving(t, v, time.Time{}, false)
 	testwait.For(t, "the restarted device in the room, tracks muted", 20*time.Second, func() bool {
-		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" }) &&
+		return roomboxtest.StatusIs(bin, stateDir, func(st control.Status) bool { return st.State == "in-room" }) &&
 			bothMuted(t, srv)
 	})
 
@@ -63,7 +63,7 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	srv.Restart()
 	rejoined := time.Now()
 	testwait.For(t, "the device back in the room", 30*time.Second, func() bool {
-		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" && st.Joins == 2 })
+		return roomboxtest.StatusIs(bin, stateDir, func(st control.Status) bool { return st.State == "in-room" && st.Joins == 2 })
 	})
 	sub := joinSubscriber(t, srv.URL, lktest.Token(t, room, "watcher"))
 	testwait.For(t, "the server to report both tracks muted after the rejoin", 10*time.Second, func() bool {

@@ -2,12 +2,12 @@ package e2e
 
 import (
 	"context"
+	"roombox/control"
 	"testing"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
 
-	"roombox/device"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/roomboxtest"
 	"roombox/internal/testkit/testwait"
@@ -21,7 +21,7 @@ func provisionedDevice(t *testing.T, srv *lktest.Server) (bin, stateDir string, 
 	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(t, room, deviceIdentity))
 	d = roomboxtest.Start(t, bin, stateDir)
 	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
-		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
+		return roomboxtest.StatusIs(bin, stateDir, func(st control.Status) bool { return st.State == "in-room" })
 	})
 	return bin, stateDir, d
 }

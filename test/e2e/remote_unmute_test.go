@@ -2,11 +2,11 @@ package e2e
 
 import (
 	"path/filepath"
+	"roombox/control"
 	"strings"
 	"testing"
 	"time"
 
-	"roombox/device"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/roomboxtest"
 	"roombox/internal/testkit/testwait"
@@ -27,7 +27,7 @@ func TestRemoteUnmuteAllowedByProvisioning(t *testing.T) {
 	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--fleet-key=", tok)
 	roomboxtest.Start(t, bin, stateDir)
 	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
-		return roomboxtest.StatusIs(bin, stateDir, func(st device.Status) bool { return st.State == "in-room" })
+		return roomboxtest.StatusIs(bin, stateDir, func(st control.Status) bool { return st.State == "in-room" })
 	})
 	roomboxtest.MustCLI(t, bin, "mute", "--state-dir", stateDir)
 	testwait.For(t, "the server to report the mic muted", 5*time.Second, func() bool {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"roombox/control"
+	"roombox/localapi"
 	"slices"
 	"strings"
 	"sync"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/livekit/protocol/livekit"
 
-	"roombox/device"
 	"roombox/internal/testkit/faultnet"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/roomboxtest"
@@ -53,7 +54,7 @@ type churn struct {
 	srv    *lktest.Server
 	proxy  *faultnet.Proxy
 	daemon *roomboxtest.Daemon
-	api    *device.LocalClient
+	api    *localapi.Client
 	mutes  *muteLog
 	start  time.Time
 
@@ -101,13 +102,13 @@ func (c *churn) logf(format string, args ...any) {
 	c.t.Logf("%6.1fs "+format, append([]any{time.Since(c.start).Seconds()}, args...)...)
 }
 
-func (c *churn) status() (device.Status, error) {
+func (c *churn) status() (control.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
 	defer cancel()
 	return c.api.Status(ctx)
 }
 
-func (c *churn) mustStatus() device.Status {
+func (c *churn) mustStatus() control.Status {
 	c.t.Helper()
 	st, err := c.status()
 	if err != nil {
@@ -118,9 +119,9 @@ func (c *churn) mustStatus() device.Status {
 
 // waitStatus polls the status until cond holds (an error, as while the daemon starts, is
 // a no), failing the test after timeout with the last status and error.
-func (c *churn) waitStatus(what string, timeout time.Duration, cond func(device.Status) bool) device.Status {
+func (c *churn) waitStatus(what string, timeout time.Duration, cond func(control.Status) bool) control.Status {
 	c.t.Helper()
-	var st device.Status
+	var st control.Status
 	ok, last := within(timeout, func() (bool, string) {
 		var err error
 		st, err = c.status()
@@ -148,10 +149,10 @@ func within(timeout time.Duration, f func() (bool, string)) (bool, string) {
 // waitBack waits for the box in its room with cond true (a join or resume counted since
 // the fault), then for the server to list its mic with the box's mute; it records how long
 // the return took.
-func (c *churn) waitBack(kind string, cond func(device.Status) bool) {
+func (c *churn) waitBack(kind string, cond func(control.Status) bool) {
 	c.t.Helper()
 	from := time.Now()
-	last := c.waitStatus("the box back in its room after a "+kind, recoverTimeout, func(st device.Status) bool {
+	last := c.waitStatus("the box back in its room after a "+kind, recoverTimeout, func(st control.Status) bool {
 		return st.State == "in-room" && cond(st)
 	})
 	took := time.Since(from)
@@ -188,7 +189,7 @@ func (c *churn) cut() {
 		return
 	}
 	c.proxy.CutAll()
-	c.waitBack("signal cut", func(st device.Status) bool {
+	c.waitBack("signal cut", func(st control.Status) bool {
 		return st.Joins > before.Joins || st.Resumes > before.Resumes
 	})
 }
@@ -208,7 +209,7 @@ func (c *churn) kill() {
 	c.srv.Restart()
 	c.logf("  server back after %v down", down.Round(time.Millisecond))
 	c.leaveSubscriber()
-	c.waitBack("server kill", func(st device.Status) bool { return st.Joins > before.Joins })
+	c.waitBack("server kill", func(st control.Status) bool { return st.Joins > before.Joins })
 }
 
 // toggleMute mutes or unmutes the mic through the LocalAPI or the sim button, and records
@@ -230,12 +231,12 @@ func (c *churn) toggleMute() {
 	if how == "button" {
 		err = c.api.Press(ctx, "mic")
 	} else {
-		err = c.api.SetMuted(ctx, device.TargetMic, want)
+		err = c.api.SetMuted(ctx, control.TargetMic, want)
 	}
 	if err != nil {
 		c.t.Fatalf("mute=%v through the %s: %v", want, how, err)
 	}
-	st := c.waitStatus(fmt.Sprintf("the status to say mic_muted=%v after the %s", want, how), statusTimeout, func(st device.Status) bool {
+	st := c.waitStatus(fmt.Sprintf("the status to say mic_muted=%v after the %s", want, how), statusTimeout, func(st control.Status) bool {
 		return st.MicMuted == want
 	})
 	if want {

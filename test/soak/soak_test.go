@@ -7,13 +7,14 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"roombox/control"
+	"roombox/localapi"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"roombox/device"
 	"roombox/internal/testkit/faultnet"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/previewtest"
@@ -87,9 +88,9 @@ func TestSoak(t *testing.T) {
 	d := roomboxtest.Start(t, bin, stateDir)
 	start := time.Now()
 	c := &churn{t: t, rng: rand.New(rand.NewPCG(cfg.seed, 0)), srv: srv, proxy: proxy, daemon: d,
-		api: device.Dial(stateDir), mutes: newMuteLog(start), start: start,
+		api: localapi.Dial(stateDir), mutes: newMuteLog(start), start: start,
 		counts: map[string]int{}, recoveries: map[string][]time.Duration{}}
-	c.waitBack("start", func(device.Status) bool { return true })
+	c.waitBack("start", func(control.Status) bool { return true })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -15,13 +15,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"roombox/appliance/store"
+	"roombox/control"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"roombox/device"
 )
 
 const (
@@ -76,7 +76,7 @@ func MustCLI(t testing.TB, bin string, args ...string) string {
 }
 
 // DecodeStatus runs `roombox status` for stateDir within ctx and decodes its JSON output
-// into v (a device.Status, or a test's own subset of it).
+// into v (a control.Status, or a test's own subset of it).
 func DecodeStatus(ctx context.Context, bin, stateDir string, v any) error {
 	o, e, err := cliContext(ctx, bin, "status", "--state-dir", stateDir)
 	if err != nil {
@@ -89,16 +89,16 @@ func DecodeStatus(ctx context.Context, bin, stateDir string, v any) error {
 }
 
 // Status asks the daemon through its LocalAPI (`roombox status`, 20 s at most).
-func Status(bin, stateDir string) (device.Status, error) {
+func Status(bin, stateDir string) (control.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
-	var st device.Status
+	var st control.Status
 	err := DecodeStatus(ctx, bin, stateDir, &st)
 	return st, err
 }
 
 // MustStatus is Status failing the test if the daemon does not answer.
-func MustStatus(t testing.TB, bin, stateDir string) device.Status {
+func MustStatus(t testing.TB, bin, stateDir string) control.Status {
 	t.Helper()
 	st, err := Status(bin, stateDir)
 	if err != nil {
@@ -109,14 +109,14 @@ func MustStatus(t testing.TB, bin, stateDir string) device.Status {
 
 // StatusIs reports whether the daemon answers status and cond holds (false while it is
 // still starting).
-func StatusIs(bin, stateDir string, cond func(device.Status) bool) bool {
+func StatusIs(bin, stateDir string, cond func(control.Status) bool) bool {
 	st, err := Status(bin, stateDir)
 	return err == nil && cond(st)
 }
 
 // WaitStatus polls the daemon's status until cond holds, failing the test after timeout
 // with the last status seen.
-func WaitStatus(t testing.TB, bin, stateDir, what string, timeout time.Duration, cond func(device.Status) bool) device.Status {
+func WaitStatus(t testing.TB, bin, stateDir, what string, timeout time.Duration, cond func(control.Status) bool) control.Status {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -259,7 +259,7 @@ func (d *Daemon) WaitHealthy(t testing.TB) string {
 // provisioning sets one).
 func (d *Daemon) SetupCode(t testing.TB) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(d.StateDir, device.SetupCodeFile))
+	b, err := os.ReadFile(filepath.Join(d.StateDir, store.SetupCodeFile))
 	if err != nil {
 		t.Fatalf("setup code: %v", err)
 	}
@@ -307,5 +307,18 @@ func StateDir(t testing.TB) string {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// SocketDir returns a new temporary directory with a short path, removed when the test
+// ends: the LocalAPI socket in it fits a unix socket's path limit, which t.TempDir's long
+// names (the test's name, nested) can exceed.
+func SocketDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }

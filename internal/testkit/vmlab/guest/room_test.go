@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livekit/protocol/livekit"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
@@ -447,7 +446,7 @@ func startTalker(t *testing.T, url, token string, hz float64) *media.Audio {
 	room := signaling.NewRoom(signaling.RoomOptions{URL: url, Tokens: signaling.StaticToken(token),
 		Session: signaling.Options{JoinTimeout: time.Minute}})
 	room.SetTracks(signaling.Track{LocalTrack: signaling.LocalTrack{Track: track,
-		Type: livekit.TrackType_AUDIO, Source: livekit.TrackSource_MICROPHONE, Name: "microphone"}})
+		Source: signaling.SourceMicrophone, Name: "microphone"}})
 	testwait.Go(t, "the talker's room", 10*time.Second, func(ctx context.Context) error {
 		_ = room.Run(ctx) // a join that fails is seen as the tone never arriving
 		return nil
