@@ -40,6 +40,11 @@ type Config struct {
 	// T60 is the reverberation time: the impulse response's tail decays 60 dB over it.
 	// 0: the direct sound only.
 	T60 time.Duration
+	// ReverbDB is the energy of the reverberant tail relative to the direct sound: about
+	// 0 dB for a speaker a metre from the microphone in a small meeting room (the critical
+	// distance), -15 dB for a speakerphone whose microphone is a hand's width from its
+	// loudspeaker. Ignored without T60.
+	ReverbDB float64
 	// CouplingDB is how loud the echo is relative to what the speaker is driven with (the
 	// impulse response's energy): 0 dB hears the speaker as loud as it is driven, -10 dB a
 	// speaker further away. At most +20.
@@ -54,11 +59,6 @@ type Config struct {
 	// Seed draws the impulse response's taps and the noise: the same seed, the same room.
 	Seed uint64
 }
-
-// directToReverb is the amplitude of the reverberant tail's first taps relative to the
-// direct sound: with a 300 ms T60 the tail holds as much energy as the direct sound, a
-// speakerphone a hand's width from its microphone in a small meeting room.
-const directToReverb = 0.03
 
 // ringLen is how much of what was played is kept for the microphone: the longest delay
 // plus room for the speaker to run ahead of the microphone (0.86 s), a power of two.
@@ -94,6 +94,8 @@ func New(cfg Config) (*Room, error) {
 		return nil, fmt.Errorf("acoustic: T60 %v out of range 0..%v", cfg.T60, MaxT60)
 	case !(cfg.CouplingDB <= 20): // also NaN
 		return nil, fmt.Errorf("acoustic: coupling %g dB above +20 dB", cfg.CouplingDB)
+	case !(cfg.ReverbDB >= -60 && cfg.ReverbDB <= 20):
+		return nil, fmt.Errorf("acoustic: reverberation %g dB out of range -60..+20 dB", cfg.ReverbDB)
 	case !(cfg.ClipDBFS <= 0) || !(cfg.NoiseDBFS <= 0):
 		return nil, fmt.Errorf("acoustic: clip (%g dBFS) and noise (%g dBFS) must be at most 0 dBFS", cfg.ClipDBFS, cfg.NoiseDBFS)
 	}
@@ -122,18 +124,27 @@ func samples(d time.Duration) int64 {
 }
 
 // impulseResponse is the direct sound followed by a tail of Gaussian taps under an
-// exponential envelope that falls 60 dB over T60 (and ends there), scaled to the coupling's
-// energy.
+// exponential envelope that falls 60 dB over T60 (and ends there), the tail scaled to
+// ReverbDB and the whole to the coupling's energy.
 func impulseResponse(cfg Config) []float64 {
 	n := max(samples(cfg.T60), 1)
 	h := make([]float64, n)
-	h[0] = 1
 	rng := rand.New(rand.NewPCG(cfg.Seed, 1))
 	decay := math.Log(1000) / float64(n) // amplitude falls by 1000 (60 dB) over n taps
-	var energy float64 = 1
+	var tail float64
 	for k := int64(1); k < n; k++ {
-		h[k] = directToReverb * math.Exp(-decay*float64(k)) * rng.NormFloat64()
-		energy += h[k] * h[k]
+		h[k] = math.Exp(-decay*float64(k)) * rng.NormFloat64()
+		tail += h[k] * h[k]
+	}
+	h[0] = 1
+	energy := 1.0
+	if tail > 0 {
+		reverb := math.Pow(10, cfg.ReverbDB/10)
+		g := math.Sqrt(reverb / tail)
+		for k := range h[1:] {
+			h[1+k] *= g
+		}
+		energy += reverb
 	}
 	scale := math.Pow(10, cfg.CouplingDB/20) / math.Sqrt(energy)
 	for k := range h {

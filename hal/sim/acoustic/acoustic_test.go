@@ -72,7 +72,7 @@ func db(ratio float64) float64 { return 10 * math.Log10(ratio) }
 // its tail decays 60 dB over T60.
 func TestImpulseResponse(t *testing.T) {
 	const delay, t60 = 100 * time.Millisecond, 300 * time.Millisecond
-	r := newRoom(t, Config{Delay: delay, T60: t60, CouplingDB: -6, Seed: 1})
+	r := newRoom(t, Config{Delay: delay, T60: t60, ReverbDB: -5, CouplingDB: -6, Seed: 1})
 	click := []int16{20000}
 	mic := capture(r, click, SampleRate, 480)
 	d := int(samples(delay))
@@ -81,11 +81,12 @@ func TestImpulseResponse(t *testing.T) {
 			t.Fatalf("sample %d before the delay is %d", i, v)
 		}
 	}
-	if got, want := float64(mic[d]), 20000*math.Pow(10, -6.0/20); got < 0.5*want || got > want {
-		t.Errorf("direct sound %v, want a little below %.0f (the tail shares the energy)", got, want)
-	}
 	if got := db(energy(mic) / (20000 * 20000)); math.Abs(got+6) > 0.2 {
 		t.Errorf("echo energy %.2f dB of the click's, want -6 (coupling)", got)
+	}
+	direct := float64(mic[d]) * float64(mic[d])
+	if got := db((energy(mic) - direct) / direct); math.Abs(got+5) > 0.2 {
+		t.Errorf("tail %.2f dB of the direct sound, want -5", got)
 	}
 	// Energy decay (Schroeder): -60 dB at T60 is -30 at T60/2; compare the tail's energy
 	// in two 50 ms windows 100 ms apart: 20 dB apart at this T60.
@@ -185,6 +186,7 @@ func TestConfigRange(t *testing.T) {
 		{Delay: MinDelay, T60: 3 * time.Second},
 		{Delay: MinDelay, CouplingDB: 30},
 		{Delay: MinDelay, CouplingDB: math.NaN()},
+		{Delay: MinDelay, ReverbDB: -61},
 		{Delay: MinDelay, ClipDBFS: 3},
 		{Delay: MinDelay, NoiseDBFS: 1},
 	} {
