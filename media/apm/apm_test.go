@@ -22,9 +22,11 @@ func testRoom() acoustic.Config {
 	return acoustic.Config{Delay: 100 * ms, T60: 300 * ms, CouplingDB: -6, NoiseDBFS: -75, Seed: 1}
 }
 
-// echoOnly is the far end talking alone for its whole length, into cfg's processor.
-func echoOnly(t testing.TB, room acoustic.Config, cfg Config) scene {
+// echoOnly is the far end talking alone for secs seconds (at most its 24.7 s), into cfg's
+// processor.
+func echoOnly(t testing.TB, secs float64, room acoustic.Config, cfg Config) scene {
 	far := farTalker(t)
+	far = far[:min(len(far), seconds(secs))]
 	return scene{room: room, far: far, near: make([]int16, len(far)), cfg: cfg}
 }
 
@@ -59,7 +61,7 @@ func TestERLE(t *testing.T) {
 		{"canceller off", testRoom(), Config{HighPassFilter: true}, -3, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mic, out := echoOnly(t, tc.room, tc.cfg).run(t)
+			mic, out := echoOnly(t, 14, tc.room, tc.cfg).run(t)
 			win := 500 * ms
 			curve := erleCurve(mic, out, 0, seconds(win.Seconds()))
 			got := median(curve[int(2*time.Second/win):])
@@ -97,7 +99,9 @@ func TestReconvergence(t *testing.T) {
 		{-50 * ms, 3 * time.Second},
 	} {
 		t.Run(fmt.Sprintf("%+dms", tc.jump.Milliseconds()), func(t *testing.T) {
-			s := echoOnly(t, testRoom(), Config{EchoCancellation: true, HighPassFilter: true})
+			// All of the far end's talk: 16 s after the jump, where the delay estimator
+			// makes its own late correction (see BENCHMARKS.md).
+			s := echoOnly(t, 25, testRoom(), Config{EchoCancellation: true, HighPassFilter: true})
 			s.reported = s.room.Delay
 			s.jumpAt, s.jumpTo = seconds(8), s.room.Delay+tc.jump
 			mic, out := s.run(t)
@@ -121,8 +125,9 @@ func TestReconvergence(t *testing.T) {
 // 6 dB of its level with the far end silent.
 func TestDoubleTalk(t *testing.T) {
 	far, near := farTalker(t), nearTalker(t)
+	far = far[:seconds(6)+len(near)]
 	nearAt := at(near, seconds(6), len(far))
-	from, to := seconds(6), min(seconds(6)+len(near), len(far))
+	from, to := seconds(6), len(far)/Frame*Frame
 	for _, tc := range []struct {
 		name   string
 		cfg    Config
@@ -172,18 +177,16 @@ func TestNoiseSuppression(t *testing.T) {
 	}
 }
 
-// TestFarEndPeriods: the speaker's periods need not be 10 ms; a 1024-sample period (an ALSA
-// default) and a 441-sample one are re-framed and cancelled as well.
+// TestFarEndPeriods: the speaker's periods need not be 10 ms; 1024-sample periods (an ALSA
+// default) are re-framed and cancelled as well.
 func TestFarEndPeriods(t *testing.T) {
-	for _, period := range []int{1024, 441} {
-		s := echoOnly(t, testRoom(), Config{EchoCancellation: true, HighPassFilter: true})
-		s.farPeriod = period
-		mic, out := s.run(t)
-		got := median(erleCurve(mic, out, seconds(2), seconds(0.5)))
-		t.Logf("%d-sample periods: ERLE median %.1f dB", period, got)
-		if got < 30 {
-			t.Errorf("%d-sample periods: ERLE %.1f dB, want >= 30", period, got)
-		}
+	s := echoOnly(t, 14, testRoom(), Config{EchoCancellation: true, HighPassFilter: true})
+	s.farPeriod = 1024
+	mic, out := s.run(t)
+	got := median(erleCurve(mic, out, seconds(2), seconds(0.5)))
+	t.Logf("1024-sample periods: ERLE median %.1f dB", got)
+	if got < 30 {
+		t.Errorf("1024-sample periods: ERLE %.1f dB, want >= 30", got)
 	}
 }
 
@@ -196,7 +199,7 @@ func TestSetConfig(t *testing.T) {
 	vad.VoiceDetection = true
 	off := vad
 	off.EchoCancellation = false
-	s := echoOnly(t, testRoom(), on)
+	s := echoOnly(t, 22, testRoom(), on)
 	s.every = func(p *Processor, k int) {
 		var err error
 		switch k {
