@@ -226,8 +226,10 @@ test-cross: deps
 
 # The cgo packages' tests built for arm64 and run under qemu-user, with livekit-server running
 # natively (signaling's tests reach it over loopback): all of them, ~2 min here; part of make
-# test. Each test binary is killed after 10 min should qemu hang (see cross).
-ARM64_PKGS := ./hal/sim ./media ./signaling
+# test. media/apm's run the arm64 build of WebRTC's AudioProcessing (its NEON code) through
+# the same simulated room, calling the host's espeak-ng and sox. Each test binary is killed
+# after 10 min should qemu hang (see cross).
+ARM64_PKGS := ./hal/sim/... ./media/... ./signaling
 test-arm64: cross-deps livekit
 	$(CROSS_ENV_arm64) ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) \
 		$(GO) test -count=1 -timeout 10m -exec "timeout -s KILL 660 qemu-aarch64-static" $(ARM64_PKGS)
