@@ -225,7 +225,7 @@ test-cross: deps
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static $(CROSS_PKGS)
 
 # The cgo packages' tests built for arm64 and run under qemu-user, with livekit-server running
-# natively (signaling's tests reach it over loopback): all of them, ~2 min here; part of make
+# natively (signaling's tests reach it over loopback): all of them, ~3 min here; part of make
 # test. media/apm's run the arm64 build of WebRTC's AudioProcessing (its NEON code) through
 # the same simulated room, calling the host's espeak-ng and sox. Each test binary is killed
 # after 10 min should qemu hang (see cross).
