@@ -36,8 +36,8 @@ var (
 	_ media.FarEnd     = (*Processor)(nil)
 )
 
-// NoiseSuppression is how hard stationary noise is suppressed: WebRTC's levels, about 6,
-// 10, 15 and 19 dB of attenuation.
+// NoiseSuppression is how hard stationary noise is suppressed: WebRTC's four levels, which
+// lower white noise by about 6, 12, 18 and 20 dB (TestNoiseSuppression, BENCHMARKS.md).
 type NoiseSuppression int
 
 const (
@@ -55,13 +55,13 @@ const (
 )
 
 // frameDuration is how long a Frame lasts.
-var frameDuration = samplesToDuration(Frame)
+const frameDuration = Frame * time.Second / media.OpusSampleRate
 
 // MaxStreamDelay is the longest echo delay WebRTC takes; longer delays are clamped.
 const MaxStreamDelay = 500 * time.Millisecond
 
-// Config is the processing. The zero Config processes nothing (but still reports silence
-// from Last); DefaultConfig is what a room box wants.
+// Config is the processing. The zero Config processes nothing (and Last reports
+// (Silence, false)); DefaultConfig is what a room box wants.
 type Config struct {
 	// EchoCancellation removes what the speaker plays from what the microphone hears. Off
 	// for a microphone that cancels echo itself (a USB speakerphone's DSP).
@@ -73,7 +73,7 @@ type Config struct {
 	// InputGainDB is applied to the microphone's samples before anything else (saturating):
 	// for a microphone that is too quiet or too hot. MinInputGainDB..MaxInputGainDB.
 	InputGainDB float64
-	// HighPassFilter removes rumble and DC below ~80 Hz.
+	// HighPassFilter removes DC and low-frequency rumble (handling noise, air conditioning).
 	HighPassFilter bool
 	// VoiceDetection makes Last report each frame's speech flag and level.
 	VoiceDetection bool

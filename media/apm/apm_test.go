@@ -164,8 +164,8 @@ func TestNoiseSuppression(t *testing.T) {
 		mic, out := scene{room: room, near: nearAt, cfg: cfg}.run(t)
 		var quietIn, quietOut float64 // 1.5 s after the start and after the talk, to adapt
 		for _, seg := range [][2]int{{seconds(1.5), seconds(4)}, {seconds(4) + len(near) + seconds(1.5), n}} {
-			quietIn += energy(mic[seg[0]:seg[1]])
-			quietOut += energy(out[seg[0]:seg[1]])
+			quietIn += acoustic.Energy(mic[seg[0]:seg[1]])
+			quietOut += acoustic.Energy(out[seg[0]:seg[1]])
 		}
 		from, to := seconds(4), seconds(4)+len(near)
 		speech := gainOf(out, nearAt, from, to, latency(out, nearAt, from, to))
@@ -285,7 +285,7 @@ func TestLast(t *testing.T) {
 		if k < len(near) {
 			copy(frame, near[k:])
 		}
-		e := energy(frame)
+		e := acoustic.Energy(frame)
 		process()
 		_, voice := p.Last()
 		silentFor++

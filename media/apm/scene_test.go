@@ -163,14 +163,6 @@ func (s scene) run(t testing.TB) (mic, out []int16) {
 	return mic, out
 }
 
-func energy(pcm []int16) float64 {
-	var e float64
-	for _, v := range pcm {
-		e += float64(v) * float64(v)
-	}
-	return e
-}
-
 func db(ratio float64) float64 { return 10 * math.Log10(ratio) }
 
 // erleCurve is the echo return loss enhancement, 10 log10(mic energy / output energy), in
@@ -180,16 +172,16 @@ func db(ratio float64) float64 { return 10 * math.Log10(ratio) }
 func erleCurve(mic, out []int16, from, win int) []float64 {
 	var loudest float64
 	for a := from; a+win <= len(mic); a += win {
-		loudest = max(loudest, energy(mic[a:a+win]))
+		loudest = max(loudest, acoustic.Energy(mic[a:a+win]))
 	}
 	var c []float64
 	for a := from; a+win <= len(mic); a += win {
-		e := energy(mic[a : a+win])
+		e := acoustic.Energy(mic[a : a+win])
 		if e < loudest/316 {
 			c = append(c, math.NaN())
 			continue
 		}
-		c = append(c, db(e/max(energy(out[a:a+win]), 1)))
+		c = append(c, db(e/max(acoustic.Energy(out[a:a+win]), 1)))
 	}
 	return c
 }

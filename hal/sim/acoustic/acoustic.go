@@ -226,6 +226,16 @@ func (r *Room) advance(t int64) {
 	r.outAt, r.outOK = start, true
 }
 
+// Energy is the sum of the squares of pcm: what the room's levels are measured in, and the
+// measure of what a canceller or suppressor leaves of what the room adds.
+func Energy(pcm []int16) float64 {
+	var e float64
+	for _, v := range pcm {
+		e += float64(v) * float64(v)
+	}
+	return e
+}
+
 // playedAt is what the speaker played at timeline index t, 0 if nothing (or it is too old).
 func (r *Room) playedAt(t int64) float64 {
 	if !r.started || t < r.playedFrom || t >= r.playedEnd || t < r.playedEnd-ringLen {

@@ -58,14 +58,6 @@ func capture(r *Room, far []int16, n, period int) []int16 {
 	return mic
 }
 
-func energy(pcm []int16) float64 {
-	var e float64
-	for _, v := range pcm {
-		e += float64(v) * float64(v)
-	}
-	return e
-}
-
 func db(ratio float64) float64 { return 10 * math.Log10(ratio) }
 
 // TestImpulseResponse: a click comes back after the delay, at the coupling's energy, and
@@ -81,23 +73,23 @@ func TestImpulseResponse(t *testing.T) {
 			t.Fatalf("sample %d before the delay is %d", i, v)
 		}
 	}
-	if got := db(energy(mic) / (20000 * 20000)); math.Abs(got+6) > 0.2 {
+	if got := db(Energy(mic) / (20000 * 20000)); math.Abs(got+6) > 0.2 {
 		t.Errorf("echo energy %.2f dB of the click's, want -6 (coupling)", got)
 	}
 	direct := float64(mic[d]) * float64(mic[d])
-	if got := db((energy(mic) - direct) / direct); math.Abs(got+5) > 0.2 {
+	if got := db((Energy(mic) - direct) / direct); math.Abs(got+5) > 0.2 {
 		t.Errorf("tail %.2f dB of the direct sound, want -5", got)
 	}
 	// Energy decay (Schroeder): -60 dB at T60 is -30 at T60/2; compare the tail's energy
 	// in two 50 ms windows 100 ms apart: 20 dB apart at this T60.
 	win := func(from time.Duration) float64 {
 		a := d + int(samples(from))
-		return energy(mic[a : a+int(samples(50*time.Millisecond))])
+		return Energy(mic[a : a+int(samples(50*time.Millisecond))])
 	}
 	if got := db(win(50*time.Millisecond) / win(150*time.Millisecond)); math.Abs(got-20) > 3 {
 		t.Errorf("tail falls %.1f dB over 100 ms, want 20 (T60 %v)", got, t60)
 	}
-	if tail := mic[d+int(samples(t60))+1:]; energy(tail) != 0 {
+	if tail := mic[d+int(samples(t60))+1:]; Energy(tail) != 0 {
 		t.Errorf("echo continues past T60")
 	}
 }
@@ -122,12 +114,12 @@ func TestPeriodsDoNotMatter(t *testing.T) {
 
 func TestNoiseLevel(t *testing.T) {
 	mic := capture(newRoom(t, Config{Delay: MinDelay, NoiseDBFS: -40, Seed: 9}), nil, SampleRate, 480)
-	rms := math.Sqrt(energy(mic) / float64(len(mic)))
+	rms := math.Sqrt(Energy(mic) / float64(len(mic)))
 	if got := 20 * math.Log10(rms/fullScale); math.Abs(got+40) > 0.2 {
 		t.Errorf("noise at %.2f dBFS, want -40", got)
 	}
 	again := capture(newRoom(t, Config{Delay: MinDelay, NoiseDBFS: -40, Seed: 9}), nil, SampleRate, 480)
-	if energy(again) != energy(mic) {
+	if Energy(again) != Energy(mic) {
 		t.Error("same seed, different noise")
 	}
 }
