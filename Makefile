@@ -11,12 +11,14 @@ BIN            := $(CURDIR)/bin
 ROOMBOX        := $(BIN)/roombox
 LIVEKIT_SERVER := $(BIN)/livekit-server
 
-# Debian packages the build needs (cgo: gcc, opus, x264, alsa-lib; ffmpeg for media tests;
-# iproute2 + nftables for the impaired-network lab, internal/testkit/netlab; redis-server for
-# multi-node livekit tests, which start their own on a free loopback port; qemu-user-static
-# runs the arm64 and armv7 test binaries of test-cross; qemu and a static busybox for the VM
-# hardware lab, internal/testkit/vmlab).
-DEB_PACKAGES := gcc libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev libasound2-dev ffmpeg \
+# Debian packages the build needs (cgo: gcc, opus, x264, alsa-lib; g++ and WebRTC's
+# AudioProcessing 0.3 for media/apm's C++ shim; ffmpeg for media tests; espeak-ng and sox make
+# the speech media/apm's tests play through a simulated room; iproute2 + nftables for the
+# impaired-network lab, internal/testkit/netlab; redis-server for multi-node livekit tests, which start
+# their own on a free loopback port; qemu-user-static runs the arm64 and armv7 test binaries of
+# test-cross; qemu and a static busybox for the VM hardware lab, internal/testkit/vmlab).
+DEB_PACKAGES := gcc g++ libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev libasound2-dev \
+                libwebrtc-audio-processing-dev ffmpeg espeak-ng sox \
                 iproute2 nftables redis-server qemu-user-static qemu-system-x86 busybox-static
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # apt-get update tolerating an index that fails to verify (see cross-deps: once armhf is
@@ -82,8 +84,11 @@ systemd-deps:
 # would leave arm64/armhf nothing to match.
 CODENAME     := $(shell . /etc/os-release 2>/dev/null && echo $$VERSION_CODENAME)
 CROSS_ARCHES := arm64 armhf
-CROSS_LIBS   := libc6 libopus-dev libopusfile-dev libx264-dev libasound2-dev
-CROSS_PACKAGES := gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-system-arm \
+# libstdc++6: the C++ runtime media/apm's shim and libwebrtc_audio_processing need under
+# qemu-user (the cross g++ links against its own copy, the multiarch one is what runs).
+CROSS_LIBS   := libc6 libstdc++6 libopus-dev libopusfile-dev libx264-dev libasound2-dev libwebrtc-audio-processing-dev
+CROSS_PACKAGES := gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-aarch64-linux-gnu g++-arm-linux-gnueabihf \
+                  libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-system-arm \
                   $(foreach a,$(CROSS_ARCHES),$(addsuffix :$(a),$(CROSS_LIBS)))
 cross-deps: deps
 	@missing=$$(for p in $(CROSS_PACKAGES); do \
@@ -189,9 +194,9 @@ build: deps
 # stripped, version stamped. Each must run under qemu-user and print its version; no -L for
 # qemu: the multiarch libc6 is at the default paths (and -L /usr/aarch64-linux-gnu hangs, see
 # DESIGN), timeout -s KILL in case anything does.
-CROSS_ENV_arm64 := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc PKG_CONFIG_PATH= \
+CROSS_ENV_arm64 := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ PKG_CONFIG_PATH= \
                    PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
-CROSS_ENV_armv7 := CGO_ENABLED=1 GOOS=linux GOARCH=arm GOARM=7 CC=arm-linux-gnueabihf-gcc PKG_CONFIG_PATH= \
+CROSS_ENV_armv7 := CGO_ENABLED=1 GOOS=linux GOARCH=arm GOARM=7 CC=arm-linux-gnueabihf-gcc CXX=arm-linux-gnueabihf-g++ PKG_CONFIG_PATH= \
                    PKG_CONFIG_LIBDIR=/usr/lib/arm-linux-gnueabihf/pkgconfig:/usr/share/pkgconfig
 QEMU_arm64 := timeout -s KILL 60 qemu-aarch64-static
 QEMU_armv7 := timeout -s KILL 60 qemu-arm-static
@@ -229,9 +234,11 @@ test-cross: deps
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static $(CROSS_PKGS)
 
 # The cgo packages' tests built for arm64 and run under qemu-user, with livekit-server running
-# natively (signaling's tests reach it over loopback): all of them, ~2 min here; part of make
-# test. Each test binary is killed after 10 min should qemu hang (see cross).
-ARM64_PKGS := ./hal/sim ./media ./signaling
+# natively (signaling's tests reach it over loopback): all of them, ~3 min here; part of make
+# test. media/apm's run the arm64 build of WebRTC's AudioProcessing (its NEON code) through
+# the same simulated room, calling the host's espeak-ng and sox. Each test binary is killed
+# after 10 min should qemu hang (see cross).
+ARM64_PKGS := ./hal/sim/... ./media/... ./signaling
 test-arm64: cross-deps livekit
 	$(CROSS_ENV_arm64) ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) \
 		$(GO) test -count=1 -timeout 10m -exec "timeout -s KILL 660 qemu-aarch64-static" $(ARM64_PKGS)

@@ -36,6 +36,7 @@ const maxAudioLag = 100 * time.Millisecond
 type Mic struct {
 	pace   pacer
 	closed atomic.Bool
+	room   *echoPath // nil: the tone alone
 	// The tone is a unit phasor (re, im) = (cos, sin) of the phase, turned by (stepRe,
 	// stepIm) each sample: two multiply-adds instead of a math.Sin per sample.
 	re, im         float64
@@ -63,7 +64,8 @@ func (m *Mic) ReadPCM(ctx context.Context, buf []int16) error {
 	if len(buf) < PeriodSamples {
 		return fmt.Errorf("sim: mic: buffer of %d samples is shorter than a %d-sample period", len(buf), PeriodSamples)
 	}
-	if _, err := m.pace.next(ctx, PeriodSamples, PeriodSamples); err != nil {
+	n, err := m.pace.next(ctx, PeriodSamples, PeriodSamples)
+	if err != nil {
 		return fmt.Errorf("sim: mic: %w", err)
 	}
 	if m.closed.Load() {
@@ -76,6 +78,9 @@ func (m *Mic) ReadPCM(ctx context.Context, buf []int16) error {
 	}
 	r := math.Hypot(re, im) // keep the phasor on the unit circle despite rounding
 	m.re, m.im = re/r, im/r
+	if m.room != nil {
+		m.room.capture(m.pace.start, n, buf[:PeriodSamples])
+	}
 	return nil
 }
 
@@ -92,6 +97,7 @@ func (m *Mic) Close() error {
 type Speaker struct {
 	pace   pacer
 	closed atomic.Bool
+	room   *echoPath // nil: what is played goes nowhere
 
 	mu     sync.Mutex
 	level  float64 // RMS dBFS of the last write
@@ -121,8 +127,12 @@ func (s *Speaker) WritePCM(ctx context.Context, buf []int16) error {
 	if s.closed.Load() {
 		return hal.ErrClosed
 	}
-	if _, err := s.pace.next(ctx, 0, int64(len(buf))); err != nil {
+	n, err := s.pace.next(ctx, 0, int64(len(buf)))
+	if err != nil {
 		return fmt.Errorf("sim: speaker: %w", err)
+	}
+	if s.room != nil {
+		s.room.play(s.pace.start, n, buf)
 	}
 	var sum float64
 	var top int

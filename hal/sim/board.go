@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"roombox/hal"
+	"roombox/hal/sim/acoustic"
 )
 
 // Config sets up the simulated board; zero fields take the defaults.
@@ -18,6 +19,11 @@ type Config struct {
 	ToneHz        float64       // microphone tone; default 440
 	Clock         Clock         // default hal.WallClock
 	SpeakerRecord time.Duration // how much speaker audio to keep for Speaker.Recording; default none
+	// Room, if set, is the room the board stands in: what the speaker plays comes back
+	// into the microphone through it (echo, reverberation, loudspeaker distortion) over its
+	// noise, mixed with the microphone's own sound. Default none: the microphone hears
+	// only its own sound.
+	Room *acoustic.Config
 }
 
 // Board is the simulated board with its parts' concrete types.
@@ -28,6 +34,7 @@ type Board struct {
 	Buttons *Buttons
 	LED     *LED
 	Thermal *Thermal
+	Room    *acoustic.Room // nil without Config.Room
 }
 
 // New builds a simulated board. It fails only on an impossible configuration.
@@ -55,14 +62,23 @@ func New(cfg Config) (*Board, error) {
 	case cfg.ToneHz < 0 || cfg.ToneHz >= SampleRate/2:
 		return nil, fmt.Errorf("sim: tone %g Hz out of range", cfg.ToneHz)
 	}
-	return &Board{
+	b := &Board{
 		Camera:  newCamera(hal.VideoFormat{Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS}, cfg.Clock),
 		Mic:     newMic(cfg.ToneHz, cfg.Clock),
 		Speaker: newSpeaker(cfg.SpeakerRecord, cfg.Clock),
 		Buttons: newButtons(cfg.Clock),
 		LED:     &LED{},
 		Thermal: &Thermal{clock: cfg.Clock},
-	}, nil
+	}
+	if cfg.Room != nil {
+		room, err := acoustic.New(*cfg.Room)
+		if err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+		path := &echoPath{room: room, epoch: cfg.Clock.Now()}
+		b.Room, b.Mic.room, b.Speaker.room = room, path, path
+	}
+	return b, nil
 }
 
 // NewBoard builds a simulated board as a hal.Board named "sim"; its parts are the concrete
