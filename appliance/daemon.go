@@ -207,8 +207,20 @@ func openBoard(ctx context.Context, opts Options, log *slog.Logger) (*hal.Board,
 	}
 	switch opts.Hal {
 	case "sim", "":
-		return sim.NewBoard(simConfig(media.DefaultConfig))
+		cfg := simConfig(media.DefaultConfig)
+		cfg.Room = opts.SimRoom
+		if opts.SimMic != "" {
+			pcm, err := sim.LoadWAV(opts.SimMic)
+			if err != nil {
+				return nil, err
+			}
+			cfg.MicPCM = pcm
+		}
+		return sim.NewBoard(cfg)
 	case "linux":
+		if opts.SimMic != "" || opts.SimRoom != nil {
+			return nil, errors.New("appliance: the simulated microphone and room are for --hal sim")
+		}
 		return openLinuxBoard(ctx, opts.PinsFile, log)
 	}
 	return nil, fmt.Errorf("appliance: unknown hal %q (want sim or linux)", opts.Hal)

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"log/slog"
 	"roombox/appliance/store"
+	"roombox/hal/sim/acoustic"
 	"time"
 
 	"roombox/hal"
@@ -20,6 +21,12 @@ type Options struct {
 	// ProvisionFile is a provisioning token file (on the boot partition) consumed at start:
 	// read, applied, deleted. Empty: none.
 	ProvisionFile string
+	// SimMic is a WAV file (48 kHz mono 16-bit) the simulated microphone plays in a loop
+	// instead of its tone; empty: the tone. Only with Hal "sim".
+	SimMic string
+	// SimRoom puts the simulated board in a room (hal/sim/acoustic): its speaker's sound
+	// comes back into its microphone. nil: no room. Only with Hal "sim".
+	SimRoom *acoustic.Config
 	// PinsFile is the GPIO pin map (YAML, hal/linux/gpio) of the linux hal; empty: the
 	// documented Raspberry Pi default.
 	PinsFile string

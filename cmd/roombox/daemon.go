@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"roombox/appliance"
+	"roombox/hal/sim/acoustic"
 	"runtime"
 )
 
@@ -48,6 +49,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	keyFile := fleetKeyFlag(fs)
 	pinsFile := fs.String("pins", "", "GPIO pin map `file` (YAML) for --hal linux; default the Raspberry Pi map in docs/HARDWARE.md")
 	provisionFile := fs.String("provision-file", "", "provisioning token `file` (on the boot partition) applied and deleted at start")
+	simMic := fs.String("sim-mic", "", "with --hal sim: a WAV `file` (48 kHz mono 16-bit) the microphone plays in a loop instead of its tone")
+	simRoom := fs.String("sim-room", "", "with --hal sim: put the board in a room whose echo reaches its microphone: on, or `key=value,...` of delay, t60, reverb, coupling, clip, noise, seed")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -62,6 +65,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return usageError{fs: fs, err: fmt.Errorf("run: --log-level %q: want debug, info, warn or error", *level)}
 	}
+	if (*simMic != "" || *simRoom != "") && *hal != "sim" {
+		return usageError{fs: fs, err: errors.New("run: --sim-mic and --sim-room need --hal sim")}
+	}
+	var room *acoustic.Config
+	if *simRoom != "" {
+		cfg, err := acoustic.ParseSpec(*simRoom)
+		if err != nil {
+			return usageError{fs: fs, err: fmt.Errorf("run: --sim-room: %w", err)}
+		}
+		room = &cfg
+	}
 	if *addr == "" {
 		*addr = defaultHTTP(*hal)
 	}
@@ -74,7 +88,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	err = runDaemon(ctx, appliance.Options{Hal: *hal, StateDir: *dir, HTTPAddr: *addr, Logger: log,
-		FleetKey: key, ProvisionFile: *provisionFile, PinsFile: *pinsFile})
+		FleetKey: key, ProvisionFile: *provisionFile, PinsFile: *pinsFile, SimMic: *simMic, SimRoom: room})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // stopped by a signal: a clean exit
 	}

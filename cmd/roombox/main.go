@@ -43,7 +43,7 @@ type verb struct {
 
 func verbs() []verb {
 	return []verb{
-		{"run", "[--hal sim|linux] [--state-dir DIR] [--http ADDR] [--fleet-key FILE] [--provision-file FILE] [--pins FILE]", "run the daemon", cmdRun},
+		{"run", "[--hal sim|linux] [--state-dir DIR] [--http ADDR] [--fleet-key FILE] [--provision-file FILE] [--pins FILE] [--sim-mic FILE.wav] [--sim-room on|SPEC]", "run the daemon", cmdRun},
 		{"provision", "[--state-dir DIR] [--fleet-key FILE] PROVISIONING_TOKEN | --url WS_URL --token LIVEKIT_JWT", "give the device a signed provisioning token, or a room server and access token", cmdProvision},
 		{"status", "[--state-dir DIR]", "print the daemon's status as JSON", cmdStatus},
 		{"mute", "[--state-dir DIR] [mic|camera|speaker]", "mute the microphone (or turn the camera off, or the speaker)", cmdMute(true)},

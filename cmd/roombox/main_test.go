@@ -384,6 +384,29 @@ func TestRunVerb(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr2, `--hal "pi5": want sim or linux`) {
 		t.Errorf("bad --hal: exit %d, stderr %q", code, stderr2)
 	}
+
+	// The simulated microphone and room: passed on, refused with a real board, a room
+	// described wrongly refused with what is wrong.
+	if err := run(ctx, []string{"run", "--hal", "sim", "--state-dir", dir, "--sim-mic", "talk.wav", "--sim-room", "delay=80ms,coupling=-3"},
+		&stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if got.SimMic != "talk.wav" || got.SimRoom == nil || got.SimRoom.Delay != 80*time.Millisecond || got.SimRoom.CouplingDB != -3 {
+		t.Errorf("--sim-mic, --sim-room: %+v", got)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--hal", "linux", "--sim-mic", "talk.wav"}, "--sim-mic and --sim-room need --hal sim"},
+		{[]string{"--sim-room", "delay=2s"}, "--sim-room: acoustic: room \"delay=2s\": acoustic: delay 2s out of range"},
+		{[]string{"--sim-room", "echo=loud"}, `unknown key "echo"`},
+	} {
+		code, _, stderr := roombox(t, append([]string{"run", "--state-dir", dir}, tt.args...)...)
+		if code != 2 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("run %v: exit %d, stderr %q; want 2 and %q", tt.args, code, stderr, tt.want)
+		}
+	}
 }
 
 // TestVersion: the version verb and --version print the version the Makefile stamps with

@@ -30,23 +30,27 @@ var audioFormat = hal.AudioFormat{SampleRate: SampleRate, Channels: 1, FrameSamp
 // like an ALSA overrun or underrun.
 const maxAudioLag = 100 * time.Millisecond
 
-// Mic is a microphone that hears a pure tone. Periods are paced in real time: period k is
-// delivered once it has been "recorded", at start + (k+1)*10 ms. The phase is continuous
-// across periods. ReadPCM is for one goroutine; Close may be called from any.
+// Mic is a microphone that hears a pure tone, or a recording played in a loop. Periods are
+// paced in real time: period k is delivered once it has been "recorded", at start +
+// (k+1)*10 ms. The tone's phase is continuous across periods. ReadPCM is for one
+// goroutine; Close may be called from any.
 type Mic struct {
 	pace   pacer
 	closed atomic.Bool
-	room   *echoPath // nil: the tone alone
+	room   *echoPath // nil: the microphone's own sound alone
+	pcm    []int16   // the recording; nil: the tone
+	pos    int       // where in pcm the next period starts
 	// The tone is a unit phasor (re, im) = (cos, sin) of the phase, turned by (stepRe,
 	// stepIm) each sample: two multiply-adds instead of a math.Sin per sample.
 	re, im         float64
 	stepRe, stepIm float64
 }
 
-func newMic(toneHz float64, clock Clock) *Mic {
+func newMic(toneHz float64, pcm []int16, clock Clock) *Mic {
 	step := 2 * math.Pi * toneHz / SampleRate
 	return &Mic{
 		pace:   pacer{clock: clock, rate: SampleRate, maxLag: maxAudioLag},
+		pcm:    pcm,
 		re:     1,
 		stepRe: math.Cos(step),
 		stepIm: math.Sin(step),
@@ -71,17 +75,35 @@ func (m *Mic) ReadPCM(ctx context.Context, buf []int16) error {
 	if m.closed.Load() {
 		return hal.ErrClosed
 	}
+	if m.pcm != nil {
+		m.play(buf[:PeriodSamples])
+	} else {
+		m.tone(buf[:PeriodSamples])
+	}
+	if m.room != nil {
+		m.room.capture(m.pace.start, n, buf[:PeriodSamples])
+	}
+	return nil
+}
+
+// tone fills buf with the next samples of the tone.
+func (m *Mic) tone(buf []int16) {
 	re, im := m.re, m.im
-	for i := range buf[:PeriodSamples] {
+	for i := range buf {
 		buf[i] = int16(math.Round(ToneAmplitude * im))
 		re, im = re*m.stepRe-im*m.stepIm, re*m.stepIm+im*m.stepRe
 	}
 	r := math.Hypot(re, im) // keep the phasor on the unit circle despite rounding
 	m.re, m.im = re/r, im/r
-	if m.room != nil {
-		m.room.capture(m.pace.start, n, buf[:PeriodSamples])
+}
+
+// play fills buf with the next samples of the recording, from its start again at its end.
+func (m *Mic) play(buf []int16) {
+	for n := 0; n < len(buf); {
+		c := copy(buf[n:], m.pcm[m.pos:])
+		n += c
+		m.pos = (m.pos + c) % len(m.pcm)
 	}
-	return nil
 }
 
 // Close makes further reads return hal.ErrClosed.

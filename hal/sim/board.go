@@ -14,9 +14,12 @@ import (
 
 // Config sets up the simulated board; zero fields take the defaults.
 type Config struct {
-	Width, Height int           // camera picture size, even; default 640x360
-	FPS           int           // camera frame rate; default 30
-	ToneHz        float64       // microphone tone; default 440
+	Width, Height int     // camera picture size, even; default 640x360
+	FPS           int     // camera frame rate; default 30
+	ToneHz        float64 // microphone tone; default 440
+	// MicPCM, if set, is what the microphone hears instead of the tone: 48 kHz mono
+	// samples played in a loop (LoadWAV reads them from a file).
+	MicPCM        []int16
 	Clock         Clock         // default hal.WallClock
 	SpeakerRecord time.Duration // how much speaker audio to keep for Speaker.Recording; default none
 	// Room, if set, is the room the board stands in: what the speaker plays comes back
@@ -61,10 +64,12 @@ func New(cfg Config) (*Board, error) {
 		return nil, fmt.Errorf("sim: frame rate %d out of range", cfg.FPS)
 	case cfg.ToneHz < 0 || cfg.ToneHz >= SampleRate/2:
 		return nil, fmt.Errorf("sim: tone %g Hz out of range", cfg.ToneHz)
+	case cfg.MicPCM != nil && len(cfg.MicPCM) == 0:
+		return nil, fmt.Errorf("sim: the microphone's recording is empty")
 	}
 	b := &Board{
 		Camera:  newCamera(hal.VideoFormat{Width: cfg.Width, Height: cfg.Height, FPS: cfg.FPS}, cfg.Clock),
-		Mic:     newMic(cfg.ToneHz, cfg.Clock),
+		Mic:     newMic(cfg.ToneHz, cfg.MicPCM, cfg.Clock),
 		Speaker: newSpeaker(cfg.SpeakerRecord, cfg.Clock),
 		Buttons: newButtons(cfg.Clock),
 		LED:     &LED{},
