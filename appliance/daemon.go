@@ -22,6 +22,7 @@ import (
 	"roombox/hal"
 	"roombox/hal/sim"
 	"roombox/media"
+	"roombox/media/apm"
 	"roombox/signaling"
 )
 
@@ -42,6 +43,12 @@ type daemon struct {
 	encoder string // which encoder venc is, for control.Status
 	// playback plays the room through the speaker; nil on a board without one.
 	playback *media.Playback
+	// proc processes the microphone (audio.go); nil without one, or when it cannot.
+	// procSettings are the settings it runs with, under mu; micDelay is how long the
+	// microphone holds audio.
+	proc         *apm.Processor
+	procSettings control.AudioSettings
+	micDelay     time.Duration
 	// steps time the encoders' calls for the watchdog's health check (sdnotify.go).
 	steps       []*stepTimer
 	encodeStall time.Duration
@@ -100,7 +107,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.setupMedia(); err != nil {
 		return err
 	}
-	defer d.closeEncoders()
+	defer d.closeMedia()
 	// Mutes are applied before any media is read: a muted device is muted from its first sample.
 	d.mu.Lock()
 	d.applyLocked(d.saved)
@@ -182,6 +189,12 @@ func (d *daemon) load() error {
 	if err := d.recovered(err); err != nil {
 		return err
 	}
+	if err := saved.Audio.Check(); err != nil {
+		// A hand-edited state.json: the rest of it holds, the audio settings go back to
+		// the defaults.
+		d.log.Error("state store: audio settings refused; using the defaults", "err", err)
+		saved.Audio = control.AudioPatch{}
+	}
 	d.cfg, d.saved, d.stored = cfg, saved, stored
 	if cfg.Provisioned() {
 		// A stored token that has expired still names the room; the connection attempt
@@ -259,7 +272,11 @@ func (d *daemon) setupMedia() error {
 		}
 		astep := &stepTimer{name: "audio encoder"}
 		d.steps = append(d.steps, astep)
-		if d.audio, err = media.NewAudio(d.board.Mic, timedAudioEncoder{AudioEncoder: aenc, t: astep}, d.audioTrack); err != nil {
+		var stages []media.AudioStage
+		if d.proc = d.newProcessor(d.board.Mic); d.proc != nil {
+			stages = append(stages, d.proc)
+		}
+		if d.audio, err = media.NewAudio(d.board.Mic, timedAudioEncoder{AudioEncoder: aenc, t: astep}, d.audioTrack, stages...); err != nil {
 			return err
 		}
 	}
@@ -283,19 +300,23 @@ func (d *daemon) openEncoder(cfg hal.EncoderConfig) (hal.VideoEncoder, string, e
 	return enc, "x264 (software)", nil
 }
 
-// closeEncoders frees the video encoder (C memory or a device); the Opus encoder is
-// Go-managed.
-func (d *daemon) closeEncoders() {
+// closeMedia frees the video encoder (C memory or a device) and the audio processor (C++
+// memory), after the pipelines have stopped; the Opus encoder is Go-managed.
+func (d *daemon) closeMedia() {
 	if d.venc != nil {
 		_ = d.venc.Close()
 	}
+	if d.proc != nil {
+		_ = d.proc.Close()
+	}
 }
 
-// applyLocked is the one place mutes and volume take effect: silence into the audio
-// encoder (so no audio energy leaves) and black into the video encoder (so no pixels leave)
-// first, then the LED. It runs under d.mu with the state just recorded, so effects happen
-// in the order changes are recorded and the last one recorded is what stays applied; it
-// only sets memory flags and the LED, so holding the lock waits on neither flash nor network.
+// applyLocked is the one place mutes, volume and audio settings take effect: silence into
+// the audio encoder (so no audio energy leaves) and black into the video encoder (so no
+// pixels leave) first, then the LED, then the audio processing. It runs under d.mu with the
+// state just recorded, so effects happen in the order changes are recorded and the last one
+// recorded is what stays applied; it only sets memory flags, the LED and (when they changed)
+// the processor's settings, so holding the lock waits on neither flash nor network.
 func (d *daemon) applyLocked(st store.SavedState) {
 	if d.audio != nil {
 		d.audio.SetMuted(st.MicMuted)
@@ -313,6 +334,7 @@ func (d *daemon) applyLocked(st store.SavedState) {
 		}
 	}
 	d.led = st.MicMuted
+	d.applyAudioLocked(st)
 }
 
 // SetMuted mutes or unmutes the mic, camera or speaker, persists it and tells the room.
@@ -361,6 +383,10 @@ func (d *daemon) update(ctx context.Context, change func(*store.SavedState)) err
 	}
 	if next.SpeakerMuted != prev.SpeakerMuted || next.SpeakerVolume() != prev.SpeakerVolume() {
 		d.log.Info("speaker", "muted", next.SpeakerMuted, "volume", next.SpeakerVolume())
+	}
+	if a := audioSettings(next); a != audioSettings(prev) {
+		d.log.Info("audio", "echo_cancellation", a.EchoCancellation, "noise_suppression", a.NoiseSuppression,
+			"auto_gain", a.AutoGain, "input_gain_db", a.InputGainDB, "input_sensitivity", a.InputSensitivity, "dtx", a.DTX)
 	}
 	if next.Same(prev) {
 		return nil // whoever recorded this state syncs it
@@ -474,6 +500,13 @@ func (d *daemon) Provision(ctx context.Context, p control.Provisioning) error {
 	d.cfg, d.info = cfg, info
 	d.mu.Unlock()
 	d.applyConfig(cfg)
+	if !cfg.Media.Audio.IsZero() {
+		// The token's audio settings apply once, as a change made now: later changes on the
+		// device win until the next provisioning.
+		if err := d.SetAudio(ctx, cfg.Media.Audio); err != nil {
+			d.log.Error("provisioned audio settings", "err", err)
+		}
+	}
 	args := []any{"url", cfg.URL, "room", info.Room, "identity", info.Identity}
 	if p.Signed != "" {
 		args = append(args, "signed_by", fleet.Fingerprint(cfg.Fleet.Key), "name", cfg.Name)
@@ -558,6 +591,10 @@ func (d *daemon) Status(ctx context.Context) control.Status {
 		SpeakerXruns: xruns(d.board.Speaker),
 		DeviceID:     d.trust.DeviceID,
 		Name:         cfg.Name,
+	}
+	if d.audio != nil {
+		a := audioSettings(d.saved)
+		st.Audio = &a
 	}
 	switch {
 	case d.trust.FleetKey != nil:

@@ -51,8 +51,10 @@ type Status struct {
 	SpeakerMute bool   `json:"speaker_muted"` // deaf: the room is not played
 	Volume      int    `json:"volume"`        // speaker volume, 0-100
 	LED         bool   `json:"led"`
-	Attempt     int    `json:"attempt,omitempty"` // failed joins since the last success
-	LastError   string `json:"last_error,omitempty"`
+	// Audio is the microphone's processing in force; nil on a board without a microphone.
+	Audio     *AudioSettings `json:"audio,omitempty"`
+	Attempt   int            `json:"attempt,omitempty"` // failed joins since the last success
+	LastError string         `json:"last_error,omitempty"`
 	// Participants are the identities of the others in the room.
 	Participants []string `json:"participants,omitempty"`
 	Joins        int      `json:"joins,omitempty"`   // successful joins since start (>1: it rejoined)
@@ -120,6 +122,9 @@ type Controller interface {
 	SetMuted(ctx context.Context, t Target, muted bool) error
 	// SetVolume sets the speaker volume, 0..MaxVolume; it persists across restarts.
 	SetVolume(ctx context.Context, volume int) error
+	// SetAudio changes the microphone's processing (the fields p gives); it persists
+	// across restarts. Status reports the settings in force.
+	SetAudio(ctx context.Context, p AudioPatch) error
 	// Press acts on a button exactly as a hardware press and release would.
 	Press(ctx context.Context, button string) error
 	Provision(ctx context.Context, p Provisioning) error

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"roombox/control"
 )
 
 // AnyDevice is the subject of a token any device may accept.
@@ -55,6 +57,9 @@ type Media struct {
 	VideoBitrate int `json:"video_bitrate,omitempty"` // bits per second
 	// AllowRemoteUnmute lets a room's unmute request unmute the mic without a local press.
 	AllowRemoteUnmute bool `json:"allow_remote_unmute,omitempty"`
+	// Audio are microphone processing settings applied when the token is (the device's
+	// page and LocalAPI may change them afterwards).
+	Audio control.AudioPatch `json:"audio,omitzero"`
 }
 
 // Errors Verify returns, compared with errors.Is. Each failure has its own message too.
@@ -217,6 +222,9 @@ func (c Claims) check() error {
 		return bad("credential without a token_endpoint")
 	case c.Media.VideoBitrate < 0:
 		return bad("negative video bitrate")
+	}
+	if err := c.Media.Audio.Check(); err != nil {
+		return bad("media: %v", err)
 	}
 	if c.TokenEndpoint != "" {
 		u, err := url.Parse(c.TokenEndpoint)

@@ -154,6 +154,7 @@ func TestSignRefusesUnusableClaims(t *testing.T) {
 		{"endpoint without credential", func(c *fleet.Claims) { c.LiveKitToken, c.TokenEndpoint = "", "https://x" }, "without a credential"},
 		{"endpoint not http", func(c *fleet.Claims) { c.LiveKitToken, c.TokenEndpoint, c.Credential = "", "ftp://x", "c" }, "not an http(s) URL"},
 		{"negative bitrate", func(c *fleet.Claims) { c.Media.VideoBitrate = -1 }, "negative video bitrate"},
+		{"audio out of range", func(c *fleet.Claims) { c.Media.Audio.InputGainDB = new(99.0) }, "media: control: bad audio setting: input_gain_db 99"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := claims("x")

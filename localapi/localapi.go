@@ -30,6 +30,8 @@ import (
 //	GET  /v1/status                      -> control.Status
 //	POST /v1/mute, /v1/unmute {"target":"mic|camera|speaker"} (empty: mic) -> control.Status
 //	POST /v1/volume    {"volume":0-100}  -> control.Status
+//	GET  /v1/audio                       -> control.AudioSettings
+//	POST /v1/audio     control.AudioPatch (the settings to change) -> control.AudioSettings
 //	POST /v1/press     {"button":"mic"}  -> control.Status
 //	POST /v1/provision {"url","token"} or {"provisioning_token"} -> control.Status
 //
@@ -162,6 +164,7 @@ func NewHandler(c control.Controller, log *slog.Logger) http.Handler {
 	mux.Handle("/v1/mute", jsonapi.Only(http.MethodPost, h.Mute(true)))
 	mux.Handle("/v1/unmute", jsonapi.Only(http.MethodPost, h.Mute(false)))
 	mux.Handle("/v1/volume", jsonapi.Only(http.MethodPost, h.Volume))
+	mux.Handle("/v1/audio", h.AudioRoutes())
 	mux.Handle("/v1/press", jsonapi.Only(http.MethodPost, h.Press))
 	mux.Handle("/v1/provision", jsonapi.Only(http.MethodPost, h.Provision))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -227,6 +230,41 @@ func (h *API) Volume(w http.ResponseWriter, r *http.Request) error {
 	h.log.Info("volume", "volume", *req.Volume)
 	jsonapi.Write(w, http.StatusOK, h.c.Status(r.Context()))
 	return nil
+}
+
+// AudioRoutes serves the audio settings: GET reads them, POST changes the fields its body
+// gives and answers with the settings in force.
+func (h *API) AudioRoutes() http.Handler {
+	return jsonapi.Methods(map[string]jsonapi.Handler{http.MethodGet: h.Audio, http.MethodPost: h.SetAudio})
+}
+
+// Audio replies with the audio settings in force.
+func (h *API) Audio(w http.ResponseWriter, r *http.Request) error {
+	st := h.c.Status(r.Context())
+	if st.Audio == nil {
+		return errNoMic
+	}
+	jsonapi.Write(w, http.StatusOK, st.Audio)
+	return nil
+}
+
+// errNoMic is asking for audio settings of a board without a microphone.
+var errNoMic = control.NewInputError("localapi: audio: this board has no microphone")
+
+// SetAudio changes the audio settings the body gives.
+func (h *API) SetAudio(w http.ResponseWriter, r *http.Request) error {
+	var p control.AudioPatch
+	if err := jsonapi.Decode(w, r, &p, false); err != nil {
+		return err
+	}
+	if p.IsZero() {
+		return jsonapi.BadRequest(errors.New("localapi: audio: no setting given (echo_cancellation, noise_suppression, auto_gain, input_gain_db, input_sensitivity, dtx)"))
+	}
+	if err := h.c.SetAudio(r.Context(), p); err != nil {
+		return err
+	}
+	h.log.Info("audio settings", "change", p)
+	return h.Audio(w, r)
 }
 
 type pressRequest struct {
@@ -332,6 +370,20 @@ func (c *Client) SetMuted(ctx context.Context, t control.Target, muted bool) err
 // SetVolume sets the speaker volume, 0..MaxVolume.
 func (c *Client) SetVolume(ctx context.Context, volume int) error {
 	return c.do(ctx, http.MethodPost, "/v1/volume", volumeRequest{Volume: &volume}, nil)
+}
+
+// Audio returns the audio settings in force.
+func (c *Client) Audio(ctx context.Context) (control.AudioSettings, error) {
+	var s control.AudioSettings
+	err := c.do(ctx, http.MethodGet, "/v1/audio", nil, &s)
+	return s, err
+}
+
+// SetAudio changes the audio settings p gives and returns the settings in force.
+func (c *Client) SetAudio(ctx context.Context, p control.AudioPatch) (control.AudioSettings, error) {
+	var s control.AudioSettings
+	err := c.do(ctx, http.MethodPost, "/v1/audio", p, &s)
+	return s, err
 }
 
 // Press presses and releases button, exactly as a hardware press would.

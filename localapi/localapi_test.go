@@ -150,6 +150,12 @@ func TestLocalAPIBadRequests(t *testing.T) {
 		{"wrong method", "GET", "/v1/mute", ``, 405, `method not allowed (use POST)`},
 		{"status by POST", "POST", "/v1/status", ``, 405, `method not allowed (use GET)`},
 		{"unknown path", "GET", "/v2/status", ``, 404, `no endpoint /v2/status`},
+		{"audio empty", "POST", "/v1/audio", `{}`, 400, `audio: no setting given`},
+		{"audio unknown field", "POST", "/v1/audio", `{"aec":false}`, 400, `unknown field \"aec\"`},
+		{"audio wrong type", "POST", "/v1/audio", `{"echo_cancellation":"off"}`, 400, `bad JSON`},
+		{"audio bad level", "POST", "/v1/audio", `{"noise_suppression":"max"}`, 400, `bad audio setting: noise_suppression \"max\"`},
+		{"audio bad gain", "POST", "/v1/audio", `{"dtx":true,"input_gain_db":31}`, 400, `input_gain_db 31 (want -20 to 30)`},
+		{"audio by PUT", "PUT", "/v1/audio", `{"dtx":true}`, 405, `method not allowed (use GET or POST)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,8 +165,10 @@ func TestLocalAPIBadRequests(t *testing.T) {
 			}
 		})
 	}
-	if fake.MicMuted() || len(fake.Presses()) != 0 || fake.Provisioning() != (control.Provisioning{}) {
-		t.Errorf("bad requests reached the controller: muted=%v presses=%v provisioning=%+v", fake.MicMuted(), fake.Presses(), fake.Provisioning())
+	if fake.MicMuted() || len(fake.Presses()) != 0 || fake.Provisioning() != (control.Provisioning{}) ||
+		*fake.Status(t.Context()).Audio != control.DefaultAudio {
+		t.Errorf("bad requests reached the controller: muted=%v presses=%v provisioning=%+v audio=%+v",
+			fake.MicMuted(), fake.Presses(), fake.Provisioning(), *fake.Status(t.Context()).Audio)
 	}
 	// An empty body is fine for mute.
 	if code, body := rawRequest(t, dir, "POST", "/v1/mute", ""); code != 200 || !strings.Contains(body, `"mic_muted":true`) {

@@ -17,7 +17,7 @@ import (
 
 // fuzzRoutes are the POST routes whose bodies act on the Controller. Login and logout act
 // on the session, preview on the daemon's media (TestPreviewFromDevice covers it).
-var fuzzRoutes = []string{"/api/mute", "/api/volume", "/api/press", "/api/provision", "/api/devices"}
+var fuzzRoutes = []string{"/api/mute", "/api/volume", "/api/audio", "/api/press", "/api/provision", "/api/devices"}
 
 // FuzzAPI sends arbitrary bodies to the signed-in API of a fake device: never a panic or a
 // 5xx, 200 or 400 only (400 with a JSON error), and the device changes only on 200.

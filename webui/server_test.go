@@ -123,6 +123,8 @@ var apiRoutes = []struct{ method, path, body string }{
 	{"POST", "/api/mute", `{"target":"mic","muted":true}`},
 	{"POST", "/api/volume", `{"volume":50}`},
 	{"POST", "/api/press", `{"button":"mic"}`},
+	{"GET", "/api/audio", ""},
+	{"POST", "/api/audio", `{"dtx":true}`},
 	{"POST", "/api/provision", `{"provisioning_token":"x"}`},
 	{"GET", "/api/devices", ""},
 	{"POST", "/api/devices", `{"kind":"camera","id":"sim-camera"}`},

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"roombox/control"
 	"roombox/internal/atomicfile"
 )
 
@@ -96,6 +97,9 @@ type Config struct {
 type Media struct {
 	VideoBitrate      int  `json:"video_bitrate,omitempty"`
 	AllowRemoteUnmute bool `json:"allow_remote_unmute,omitempty"`
+	// Audio are the audio settings the provisioning token carried; applied once, when it
+	// is (the device's own settings may change them afterwards).
+	Audio control.AudioPatch `json:"audio,omitzero"`
 }
 
 // Fleet is what the device remembers of signed provisioning: the key it trusts since its
@@ -118,12 +122,15 @@ type SavedState struct {
 	SpeakerMuted bool `json:"speaker_muted,omitempty"`
 	// Volume is the speaker volume, 0..MaxVolume; nil until someone sets it.
 	Volume *int `json:"volume,omitempty"`
+	// Audio are the audio settings made on the device or by provisioning, on top of the
+	// defaults; empty until someone sets one.
+	Audio control.AudioPatch `json:"audio,omitzero"`
 }
 
 // Same reports whether st and o are the same state (Volume compared by value).
 func (st SavedState) Same(o SavedState) bool {
 	return st.MicMuted == o.MicMuted && st.CameraOff == o.CameraOff && st.SpeakerMuted == o.SpeakerMuted &&
-		st.SpeakerVolume() == o.SpeakerVolume() && (st.Volume == nil) == (o.Volume == nil)
+		st.SpeakerVolume() == o.SpeakerVolume() && (st.Volume == nil) == (o.Volume == nil) && st.Audio.Same(o.Audio)
 }
 
 // DefaultVolume is the speaker volume of a device no one has set one on.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
+	"roombox/control"
 	"roombox/fleet"
 )
 
@@ -84,6 +86,15 @@ func fleetSign(args []string, stdout io.Writer) error {
 	password := fs.String("admin-password", "", "control page admin `password` (stored as a bcrypt hash)")
 	bitrate := fs.Int("video-bitrate", 0, "video `bits` per second (0: the device's default)")
 	remoteUnmute := fs.Bool("allow-remote-unmute", false, "let the room unmute the mic without a local press")
+	var audio control.AudioPatch
+	fs.Func("audio", `audio settings as JSON, as POST /v1/audio takes them (e.g. '{"echo_cancellation":false}')`, func(v string) error {
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&audio); err != nil {
+			return err
+		}
+		return audio.Check()
+	})
 	id := fs.String("id", "", "unique token `id` (jti; default random)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -112,7 +123,7 @@ func fleetSign(args []string, stdout io.Writer) error {
 		RegisteredClaims: jwt.RegisteredClaims{Subject: *device, ID: *id, ExpiresAt: jwt.NewNumericDate(now.Add(*ttl))},
 		URL:              strings.TrimSpace(*url), LiveKitToken: strings.TrimSpace(*lkToken),
 		TokenEndpoint: *endpoint, Credential: *credential, Name: *name,
-		Media: fleet.Media{VideoBitrate: *bitrate, AllowRemoteUnmute: *remoteUnmute},
+		Media: fleet.Media{VideoBitrate: *bitrate, AllowRemoteUnmute: *remoteUnmute, Audio: audio},
 	}
 	if *password != "" {
 		h, err := bcrypt.GenerateFromPassword([]byte(*password), bcrypt.DefaultCost)

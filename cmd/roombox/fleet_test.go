@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"roombox/appliance/store"
+	"roombox/control"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,8 @@ func TestFleetProvisioning(t *testing.T) {
 
 	older := signToken(t, fleetA, "--id", "older") // signed first: issued no later than the next
 	time.Sleep(1100 * time.Millisecond)            // iat has one-second resolution
-	first := signToken(t, fleetA, "--id", "first", "--name", "Room 4.12", "--admin-password", "hunter22", "--video-bitrate", "600000")
+	first := signToken(t, fleetA, "--id", "first", "--name", "Room 4.12", "--admin-password", "hunter22", "--video-bitrate", "600000",
+		"--audio", `{"echo_cancellation":false,"input_sensitivity":70}`)
 	code, stdout, stderr := roombox(t, "provision", "--state-dir", dir, tofu, first)
 	if code != 0 || !strings.Contains(stdout, `room "lobby" as "box-1" on wss://lk.example.com`) {
 		t.Fatalf("provision: exit %d: %s%s", code, stdout, stderr)
@@ -62,6 +64,15 @@ func TestFleetProvisioning(t *testing.T) {
 	}
 	if cfg.Name != "Room 4.12" || cfg.Media.VideoBitrate != 600_000 || len(cfg.Fleet.Key) == 0 || cfg.Fleet.Applied[0] != "first" {
 		t.Fatalf("stored config %+v", cfg)
+	}
+	// The token's audio settings are the device's: in state.json, where the daemon reads them.
+	stored, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := stored.LoadState()
+	if err != nil || !saved.Audio.Same(control.AudioPatch{EchoCancellation: new(false), InputSensitivity: new(70)}) {
+		t.Fatalf("state.json audio %+v (%v), want the token's", saved.Audio, err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(cfg.AdminPasswordHash), []byte("hunter22")) != nil {
 		t.Fatal("admin password hash does not match the password signed")

@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"roombox/control"
-	"roombox/localapi"
+	"strconv"
 	"strings"
 	"time"
+
+	"roombox/control"
+	"roombox/localapi"
 )
 
 // localAPITimeout bounds a LocalAPI call from the CLI.
@@ -52,10 +54,16 @@ func callDaemon(ctx context.Context, verb string, args []string,
 	if err := checkArgs(fs, pos); err != nil {
 		return err
 	}
+	return dialDaemon(ctx, *dir, func(ctx context.Context, c *localapi.Client) error { return call(ctx, c, pos) })
+}
+
+// dialDaemon calls call on the LocalAPI of the daemon of state directory dir, bounded by
+// localAPITimeout, and reports a daemon that is not running in the CLI's words.
+func dialDaemon(ctx context.Context, dir string, call func(ctx context.Context, c *localapi.Client) error) error {
 	ctx, cancel := context.WithTimeout(ctx, localAPITimeout)
 	defer cancel()
-	c := localapi.Dial(*dir)
-	return clientError(c, call(ctx, c, pos))
+	c := localapi.Dial(dir)
+	return clientError(c, call(ctx, c))
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,13 +72,80 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		data, err := json.MarshalIndent(st, "", "  ")
+		return printJSON(stdout, st)
+	})
+}
+
+func printJSON(w io.Writer, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", data)
+	return err
+}
+
+// cmdAudio prints the audio settings, after changing those its flags give.
+func cmdAudio(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("audio")
+	dir := stateDirFlag(fs)
+	var p control.AudioPatch
+	fs.Func("echo-cancellation", "on or off", onOff(&p.EchoCancellation))
+	fs.Func("noise-suppression", strings.Join(control.NoiseLevels, ", "), func(v string) error {
+		p.NoiseSuppression = &v
+		return nil
+	})
+	fs.Func("auto-gain", "on or off", onOff(&p.AutoGain))
+	fs.Func("input-gain", fmt.Sprintf("dB, %d to %d", control.MinInputGainDB, control.MaxInputGainDB), func(v string) error {
+		db, err := strconv.ParseFloat(v, 64)
+		p.InputGainDB = &db
+		return err
+	})
+	fs.Func("input-sensitivity", fmt.Sprintf("the quietest level sent, -dBov: 0 to %d (%d sends everything)",
+		control.SensitivityOff, control.SensitivityOff), func(v string) error {
+		n, err := strconv.Atoi(v)
+		p.InputSensitivity = &n
+		return err
+	})
+	fs.Func("dtx", "on or off", onOff(&p.DTX))
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs, pos); err != nil {
+		return err
+	}
+	if err := p.Check(); err != nil {
+		return usageError{fs: fs, err: err}
+	}
+	return dialDaemon(ctx, *dir, func(ctx context.Context, c *localapi.Client) error {
+		var s control.AudioSettings
+		var err error
+		if p.IsZero() {
+			s, err = c.Audio(ctx)
+		} else {
+			s, err = c.SetAudio(ctx, p)
+		}
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(stdout, "%s\n", data)
-		return err
+		return printJSON(stdout, s)
 	})
+}
+
+// onOff is a flag value of on or off.
+func onOff(dst **bool) func(string) error {
+	return func(v string) error {
+		switch v {
+		case "on":
+			*dst = new(true)
+		case "off":
+			*dst = new(false)
+		default:
+			return fmt.Errorf("%q: want on or off", v)
+		}
+		return nil
+	}
 }
 
 func cmdMute(muted bool) func(context.Context, []string, io.Writer, io.Writer) error {

@@ -185,7 +185,7 @@ func TestProvisionStoresWithoutDaemon(t *testing.T) {
 func TestClientVerbsWithoutDaemon(t *testing.T) {
 	dir := shortDir(t)
 	want := "roombox: daemon not running (no LocalAPI socket at " + filepath.Join(dir, localapi.SocketFile) + ")\n"
-	for _, args := range [][]string{{"status"}, {"mute"}, {"unmute"}, {"press", "mic"}} {
+	for _, args := range [][]string{{"status"}, {"mute"}, {"unmute"}, {"press", "mic"}, {"audio"}, {"audio", "--dtx", "on"}} {
 		code, stdout, stderr := roombox(t, append(args, "--state-dir", dir)...)
 		if code != 1 || stderr != want || stdout != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1 and %q", args, code, stdout, stderr, want)
@@ -228,7 +228,8 @@ func TestProvisionStatusRoundTrip(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
 		t.Fatalf("status output is not JSON: %v\n%s", err, stdout)
 	}
-	want := control.Status{State: "connecting", Provisioned: true, URL: "ws://127.0.0.1:7880", Room: "lobby", Identity: "box-1", Hal: "sim"}
+	want := control.Status{State: "connecting", Provisioned: true, URL: "ws://127.0.0.1:7880", Room: "lobby", Identity: "box-1", Hal: "sim",
+		Audio: new(control.DefaultAudio)}
 	if !reflect.DeepEqual(st, want) {
 		t.Errorf("status = %+v, want %+v", st, want)
 	}
@@ -265,6 +266,57 @@ func TestProvisionStatusRoundTrip(t *testing.T) {
 	code, _, stderr = roombox(t, "press", "--state-dir", dir)
 	if code != 2 || !strings.Contains(stderr, "want one BUTTON") {
 		t.Errorf("press without a button: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestAudioVerb: roombox audio prints the settings, changes those its flags give (and only
+// those), and refuses a bad value before reaching the daemon, naming the setting.
+func TestAudioVerb(t *testing.T) {
+	dir := shortDir(t)
+	fake := &controltest.Controller{}
+	controltest.ServeLocalAPI(t, dir, fake)
+	audio := func(args ...string) control.AudioSettings {
+		t.Helper()
+		code, stdout, stderr := roombox(t, append([]string{"audio", "--state-dir", dir}, args...)...)
+		if code != 0 {
+			t.Fatalf("audio %v: exit %d, stderr %q", args, code, stderr)
+		}
+		var s control.AudioSettings
+		if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+			t.Fatalf("audio %v: output is not JSON: %v\n%s", args, err, stdout)
+		}
+		return s
+	}
+	if got := audio(); got != control.DefaultAudio {
+		t.Errorf("audio = %+v, want the defaults %+v", got, control.DefaultAudio)
+	}
+	want := control.DefaultAudio
+	want.EchoCancellation, want.NoiseSuppression, want.InputGainDB, want.DTX = false, control.NoiseLow, -6.5, true
+	if got := audio("--echo-cancellation", "off", "--noise-suppression", "low", "--input-gain", "-6.5", "--dtx", "on"); got != want {
+		t.Errorf("after the change: %+v, want %+v", got, want)
+	}
+	want.InputSensitivity = 50
+	if got := audio("--input-sensitivity", "50"); got != want {
+		t.Errorf("a second change kept the first one? %+v, want %+v", got, want)
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--echo-cancellation", "maybe"}, `"maybe": want on or off`},
+		{[]string{"--noise-suppression", "loud"}, `noise_suppression "loud"`},
+		{[]string{"--input-gain", "40"}, "input_gain_db 40 (want -20 to 30)"},
+		{[]string{"--input-sensitivity", "-1"}, "input_sensitivity -1 (want 0 to 127)"},
+		{[]string{"--input-gain", "x"}, `invalid value "x"`},
+		{[]string{"extra"}, "extra"},
+	} {
+		code, _, stderr := roombox(t, append([]string{"audio", "--state-dir", dir}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.msg) {
+			t.Errorf("audio %v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.msg)
+		}
+	}
+	if got := audio(); got != want {
+		t.Errorf("refused changes changed the settings: %+v, want %+v", got, want)
 	}
 }
 

@@ -38,6 +38,7 @@ type Controller struct {
 	camOff  bool
 	deaf    bool
 	volume  int
+	audio   control.AudioPatch
 	presses []string
 	p       control.Provisioning
 	info    provision.TokenInfo
@@ -51,6 +52,8 @@ func (c *Controller) Status(context.Context) control.Status {
 	defer c.mu.Unlock()
 	st := control.Status{State: control.StateUnprovisioned.String(), MicMuted: c.muted, LED: c.muted, Hal: c.Hal,
 		CameraOff: c.camOff, SpeakerMute: c.deaf, Volume: c.volume}
+	audio := c.audio.Apply(control.DefaultAudio)
+	st.Audio = &audio
 	if st.Hal == "" {
 		st.Hal = "fake"
 	}
@@ -80,6 +83,17 @@ func (c *Controller) SetMuted(_ context.Context, t control.Target, muted bool) e
 }
 
 // SetVolume sets the speaker volume, refusing values outside 0..control.MaxVolume.
+// SetAudio checks p and records it on top of the settings made before.
+func (c *Controller) SetAudio(_ context.Context, p control.AudioPatch) error {
+	if err := p.Check(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.audio = c.audio.Merge(p)
+	return nil
+}
+
 func (c *Controller) SetVolume(_ context.Context, v int) error {
 	if err := control.ValidVolume(v); err != nil {
 		return err

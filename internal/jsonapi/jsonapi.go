@@ -11,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 )
 
 // MaxBody bounds a request body.
@@ -28,11 +31,18 @@ func (h Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Only serves h for method and refuses the others with 405.
-func Only(method string, h Handler) http.Handler {
+func Only(method string, h Handler) http.Handler { return Methods(map[string]Handler{method: h}) }
+
+// Methods serves each method with its handler and refuses the others with 405.
+func Methods(hs map[string]Handler) http.Handler {
+	allowed := slices.Sorted(maps.Keys(hs))
+	allow := strings.Join(allowed, ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != method {
-			w.Header().Set("Allow", method)
-			WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("jsonapi: %s %s: method not allowed (use %s)", r.Method, r.URL.Path, method))
+		h, ok := hs[r.Method]
+		if !ok {
+			w.Header().Set("Allow", allow)
+			WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("jsonapi: %s %s: method not allowed (use %s)",
+				r.Method, r.URL.Path, strings.Join(allowed, " or ")))
 			return
 		}
 		h.ServeHTTP(w, r)
