@@ -124,6 +124,27 @@ var liveUpgrader = websocket.Upgrader{HandshakeTimeout: 10 * time.Second}
 // liveSocket sends the latest live sample once a second until the client goes away or
 // the server stops.
 func (w *web) liveSocket(rw http.ResponseWriter, r *http.Request) error {
+	return w.stream(rw, r, telemetry.Interval, func() any { return w.live() })
+}
+
+// MeterInterval is how often /api/meter sends the microphone's level: fast enough for a
+// meter to move with syllables.
+const MeterInterval = 100 * time.Millisecond
+
+// meterSocket sends the microphone's level and speaking flag every MeterInterval.
+func (w *web) meterSocket(rw http.ResponseWriter, r *http.Request) error {
+	if w.meter == nil {
+		return errNoMic
+	}
+	return w.stream(rw, r, MeterInterval, func() any { return w.meter() })
+}
+
+// errNoMic is asking for the meter of a board without a microphone.
+var errNoMic = control.NewInputError("webui: meter: this board has no microphone")
+
+// stream upgrades to a websocket and sends next() as JSON every interval until the client
+// goes away or the server stops.
+func (w *web) stream(rw http.ResponseWriter, r *http.Request, interval time.Duration, next func() any) error {
 	// Counted before the upgrade: Shutdown waits for the handler until the hijack, and
 	// serve waits for the count after Shutdown.
 	w.conns.Add(1)
@@ -147,11 +168,11 @@ func (w *web) liveSocket(rw http.ResponseWriter, r *http.Request) error {
 		conn.Close()
 		<-gone
 	}()
-	t := time.NewTicker(telemetry.Interval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if err := conn.WriteJSON(w.live()); err != nil {
+		if err := conn.WriteJSON(next()); err != nil {
 			return nil
 		}
 		select {

@@ -31,8 +31,20 @@ func NewTestWeb(c control.Controller, setupCode, adminHash string, now func() ti
 		log:     log,
 		devices: BoardDevices(board),
 		live:    live,
+		meter:   fakeMeter(c),
 		logs:    telemetry.NewLogRing(telemetry.LogLines),
 		metrics: m,
 	})
 	return w.handler(), nil
+}
+
+// fakeMeter reads a talker at -20 dBov, silenced while c's mic is muted, as the device's
+// meter is.
+func fakeMeter(c control.Controller) func() MicLevel {
+	return func() MicLevel {
+		if c.Status(context.Background()).MicMuted {
+			return MicLevel{Level: 127}
+		}
+		return MicLevel{Level: 20, Speaking: true}
+	}
 }

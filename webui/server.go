@@ -51,9 +51,19 @@ type Config struct {
 	Devices   DeviceChooser
 	Preview   PreviewMedia
 	Live      func() telemetry.Sample // the latest live sample, for the charts
+	// Meter reads the microphone's level after processing; nil on a board without one.
+	Meter func() MicLevel
 	Logs      *telemetry.LogRing
 	Metrics   *telemetry.Metrics
 	Log       *slog.Logger
+}
+
+// MicLevel is one reading of the microphone's meter: the level of its last 20 ms after
+// processing, in -dBov as RFC 6464 carries it (0 loudest, 127 silence; 127 while muted), and
+// whether it holds speech.
+type MicLevel struct {
+	Level    uint8 `json:"level"`
+	Speaking bool  `json:"speaking"`
 }
 
 // PreviewMedia is what a preview shows: the tracks that leave the device (nil for a part
@@ -94,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 		devices: cfg.Devices,
 		preview: newPreviewer(cfg.Log, p.Video, p.Audio, p.OnRTCP, p.Keyframe),
 		live:    cfg.Live,
+		meter:   cfg.Meter,
 		logs:    cfg.Logs,
 		metrics: cfg.Metrics,
 	})
@@ -137,6 +148,7 @@ type webConfig struct {
 	devices DeviceChooser
 	preview *previewer
 	live    func() telemetry.Sample
+	meter   func() MicLevel
 	logs    *telemetry.LogRing
 	metrics *telemetry.Metrics
 }
@@ -180,6 +192,7 @@ func (w *web) handler() http.Handler {
 	api.Handle("/api/devices", jsonapi.Handler(w.devicesRoute))
 	api.Handle("/api/preview", jsonapi.Only(http.MethodPost, w.previewOffer))
 	api.Handle("/api/live", jsonapi.Only(http.MethodGet, w.liveSocket))
+	api.Handle("/api/meter", jsonapi.Only(http.MethodGet, w.meterSocket))
 	api.Handle("/api/logs", jsonapi.Only(http.MethodGet, w.logLines))
 	api.HandleFunc("/", func(rw http.ResponseWriter, r *http.Request) {
 		jsonapi.WriteError(rw, http.StatusNotFound, fmt.Sprintf("webui: no API endpoint %s %s", r.Method, r.URL.Path))

@@ -130,6 +130,7 @@ var apiRoutes = []struct{ method, path, body string }{
 	{"POST", "/api/devices", `{"kind":"camera","id":"sim-camera"}`},
 	{"POST", "/api/preview", `{"type":"offer","sdp":"v=0"}`},
 	{"GET", "/api/live", ""},
+	{"GET", "/api/meter", ""},
 	{"GET", "/api/logs", ""},
 	{"GET", "/api/nothing-here", ""},
 	{"GET", "/metrics", ""},
@@ -408,6 +409,49 @@ func TestWebLiveWebsocket(t *testing.T) {
 	}
 	if sample["state"] != "unprovisioned" {
 		t.Errorf("live state %v, want unprovisioned", sample["state"])
+	}
+}
+
+// TestWebMeterWebsocket: /api/meter streams the microphone's level and speaking flag, and
+// follows a mute.
+func TestWebMeterWebsocket(t *testing.T) {
+	p := newWebPage(t, "")
+	p.mustLogin()
+	h := http.Header{"Origin": {p.srv.URL}}
+	for _, c := range p.hc.Jar.Cookies(mustURL(t, p.srv.URL+"/")) {
+		h.Add("Cookie", c.String())
+	}
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.srv.URL, "http")+"/api/meter", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var m webui.MicLevel
+	if err := conn.ReadJSON(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m != (webui.MicLevel{Level: 20, Speaking: true}) {
+		t.Errorf("meter %+v, want the talker at -20 dBov, speaking", m)
+	}
+	resp, body := p.call("POST", "/api/mute", `{"target":"mic","muted":true}`, p.csrf)
+	wantStatus(t, "mute", resp, body, http.StatusOK)
+	// Readings queued before the mute come first; then silence, and only silence.
+	silent := webui.MicLevel{Level: 127}
+	for n := 0; m != silent; n++ {
+		if n == 100 {
+			t.Fatalf("100 readings after the mute, none silent: %+v", m)
+		}
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m != silent {
+			t.Errorf("meter while muted %+v, want silence, not speaking", m)
+		}
 	}
 }
 

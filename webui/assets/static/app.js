@@ -88,6 +88,70 @@ $('logout').addEventListener('click', async () => {
   try { await api('POST', '/api/logout'); } finally { location.reload(); }
 });
 
+// Microphone: its processing settings (/api/audio) and a level meter (/api/meter).
+
+const audioFields = {
+  echo_cancellation: 'checked', noise_suppression: 'value', auto_gain: 'checked',
+  input_gain_db: 'value', input_sensitivity: 'value', dtx: 'checked',
+};
+
+function describeAudio(field, v) {
+  if (field === 'input_gain_db') return (v > 0 ? '+' : '') + v + ' dB';
+  if (field === 'input_sensitivity') return v >= 127 ? 'sends everything' : 'silent below −' + v + ' dBov';
+  return '';
+}
+
+let audio = null;
+
+function renderAudio(a) {
+  audio = a;
+  for (const [field, prop] of Object.entries(audioFields)) {
+    const el = $('audio-' + field);
+    if (document.activeElement !== el) el[prop] = a[field];
+    const out = $('audio-' + field + '-value');
+    if (out) out.textContent = describeAudio(field, a[field]);
+  }
+  // The gate's mark on the meter: the level below which the box sends silence.
+  $('meter-gate').style.left = meterPercent(a.input_sensitivity) + '%';
+  $('meter-gate').hidden = a.input_sensitivity >= 127;
+}
+
+for (const [field, prop] of Object.entries(audioFields)) {
+  const el = $('audio-' + field);
+  el.addEventListener('input', () => {
+    const out = $('audio-' + field + '-value');
+    if (out) out.textContent = describeAudio(field, Number(el.value));
+  });
+  el.addEventListener('change', async () => {
+    let v = el[prop];
+    if (prop === 'value' && el.type === 'range') v = Number(v);
+    try {
+      renderAudio(await api('POST', '/api/audio', {[field]: v}));
+      $('audio-error').textContent = '';
+    } catch (e) {
+      $('audio-error').textContent = e.message;
+      if (audio) renderAudio(audio); // back to what the device runs with
+    }
+  });
+}
+
+// meterPercent places a level (-dBov, 0 loudest, 127 silence) on a meter showing the 60 dB
+// that speech uses.
+const meterPercent = (dBov) => Math.max(0, 100 - dBov / 60 * 100);
+
+function onMeter(m) {
+  $('meter-bar').style.width = meterPercent(m.level) + '%';
+  $('meter-value').textContent = m.level >= 127 ? 'silence' : '−' + m.level + ' dBov';
+  $('speaking').dataset.on = String(m.speaking);
+  $('speaking').textContent = m.speaking ? 'speaking' : 'quiet';
+}
+
+function connectMeter() {
+  const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/meter');
+  ws.addEventListener('message', (ev) => onMeter(JSON.parse(ev.data)));
+  ws.addEventListener('close', () => setTimeout(connectMeter, 2000));
+}
+
 // Devices
 
 function renderDevices(list) {
@@ -292,6 +356,7 @@ async function refreshLog() {
 
 refreshStatus();
 api('GET', '/api/devices').then(renderDevices).catch(showError);
+api('GET', '/api/audio').then((a) => { renderAudio(a); connectMeter(); }).catch(() => { $('audio-card').hidden = true; });
 setInterval(refreshStatus, 1000);
 refreshLog();
 setInterval(refreshLog, 2000);
