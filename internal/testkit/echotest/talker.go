@@ -160,50 +160,79 @@ func (tk *Talker) Sent(n int) []int16 {
 	return out
 }
 
+// placeWithin is how far apart in arrival packets may be and still share a placement: the
+// offset between RTP time and the timeline is taken over this neighbourhood, not the
+// whole recording, since it moves when the sender's clock skips (a microphone catching up
+// after falling behind sends its later audio under the next timestamps) or its RTP time
+// jumps (an SFU covering a pause).
+const placeWithin = time.Second
+
 // place returns where each packet's first sample goes on the timeline: its RTP time plus
-// the smallest arrival-minus-RTP-time offset seen (the packet that waited least), so the
-// packets keep their sender's spacing whatever jitter they met; and the end of what was
-// heard.
-func (tk *Talker) place() (base, end int) {
-	base = math.MaxInt
-	for _, p := range tk.packets {
-		base = min(base, Samples(p.at.Sub(tk.src.start))-int(p.ts))
+// the smallest arrival-minus-RTP-time offset among the packets that arrived within
+// placeWithin of it (the one that waited least), so the packets keep their sender's spacing
+// whatever jitter they met. Also the end of what was heard, and how far the offsets moved
+// over the recording (a figure for the logs).
+func (tk *Talker) place() (at []int, end int, moved time.Duration) {
+	q := make([]int, len(tk.packets))
+	for i, p := range tk.packets {
+		q[i] = Samples(p.at.Sub(tk.src.start)) - int(p.ts)
 	}
-	for _, p := range tk.packets {
-		end = max(end, base+int(p.ts)+len(p.pcm))
+	at = make([]int, len(tk.packets))
+	lo, hi := math.MaxInt, math.MinInt
+	j := 0 // first packet within placeWithin before packet i (arrivals are in order)
+	for i, p := range tk.packets {
+		for tk.packets[j].at.Before(p.at.Add(-placeWithin)) {
+			j++
+		}
+		base := q[i]
+		for k := j; k < len(tk.packets) && !tk.packets[k].at.After(p.at.Add(placeWithin)); k++ {
+			base = min(base, q[k])
+		}
+		at[i] = base + int(p.ts)
+		end = max(end, at[i]+len(p.pcm))
+		lo, hi = min(lo, base), max(hi, base)
 	}
-	return base, end
+	if len(at) > 0 {
+		moved = Duration(hi - lo)
+	}
+	return at, end, moved
 }
 
 // HeardUntil is the end of what has been heard so far, on the timeline (0 before anything).
 func (tk *Talker) HeardUntil() int {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
-	if len(tk.packets) == 0 {
-		return 0
-	}
-	_, end := tk.place()
+	_, end, _ := tk.place()
 	return end
 }
 
 // Heard is the timeline from 0 to n: what was heard from the recorded participant at each
 // sample, silence where nothing was.
 func (tk *Talker) Heard(n int) []int16 {
+	out, _ := tk.heard(n)
+	return out
+}
+
+// Placement is how far the offset between the recorded participant's RTP time and the
+// timeline moved over the recording: 0 when its audio came at a steady pace.
+func (tk *Talker) Placement() time.Duration {
+	_, moved := tk.heard(0)
+	return moved
+}
+
+func (tk *Talker) heard(n int) ([]int16, time.Duration) {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
 	out := make([]int16, n)
-	if len(tk.packets) == 0 {
-		return out
-	}
-	base, _ := tk.place()
-	for _, p := range tk.packets {
-		if i := base + int(p.ts); i >= 0 && i < n {
+	at, _, moved := tk.place()
+	for k, p := range tk.packets {
+		if i := at[k]; i >= 0 && i < n {
 			copy(out[i:], p.pcm)
 		} else if i < 0 && i+len(p.pcm) > 0 {
 			copy(out, p.pcm[-i:])
 		}
 	}
-	return out
+	return out, moved
 }
 
 // HeardDBFS is the RMS level of what was heard in [from, to) (-300 for silence).
