@@ -52,10 +52,10 @@ type Config struct {
 	Preview   PreviewMedia
 	Live      func() telemetry.Sample // the latest live sample, for the charts
 	// Meter reads the microphone's level after processing; nil on a board without one.
-	Meter func() MicLevel
-	Logs      *telemetry.LogRing
-	Metrics   *telemetry.Metrics
-	Log       *slog.Logger
+	Meter   func() MicLevel
+	Logs    *telemetry.LogRing
+	Metrics *telemetry.Metrics
+	Log     *slog.Logger
 }
 
 // MicLevel is one reading of the microphone's meter: the level of its last 20 ms after
