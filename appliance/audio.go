@@ -9,6 +9,7 @@ import (
 	"roombox/hal"
 	"roombox/media"
 	"roombox/media/apm"
+	"roombox/webui"
 )
 
 // newProcessor returns the microphone's processing (echo cancellation, noise suppression,
@@ -55,10 +56,15 @@ func audioSettings(st store.SavedState) control.AudioSettings {
 	return st.Audio.Apply(control.DefaultAudio)
 }
 
-// applyAudioLocked brings the processor to the settings of st if they changed; under d.mu,
-// from applyLocked.
+// applyAudioLocked brings the pipeline (sensitivity, DTX) and the processor to the settings
+// of st if they changed; under d.mu, from applyLocked.
 func (d *daemon) applyAudioLocked(st store.SavedState) {
 	s := audioSettings(st)
+	if d.audio != nil {
+		// Settings are checked before they are recorded.
+		_ = d.audio.SetSensitivity(s.InputSensitivity)
+		d.audio.SetDTX(s.DTX)
+	}
 	if d.proc == nil || s == d.procSettings {
 		return
 	}
@@ -68,6 +74,12 @@ func (d *daemon) applyAudioLocked(st store.SavedState) {
 		return
 	}
 	d.procSettings = s
+}
+
+// meter reads the microphone's level for the page.
+func (d *daemon) meter() webui.MicLevel {
+	level, voice := d.audio.Meter()
+	return webui.MicLevel{Level: level, Speaking: voice}
 }
 
 // SetAudio changes the microphone's processing and persists it (control.Controller).

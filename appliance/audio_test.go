@@ -104,6 +104,19 @@ func TestAudioSettings(t *testing.T) {
 	if got, _ := api.Audio(ctx); got != want || applied(d) != want {
 		t.Errorf("a refused change changed the settings: %+v, applied %+v", got, applied(d))
 	}
+
+	// The input sensitivity reaches the pipeline: the sim tone, quieter than 0 dBov, is
+	// gated to silence once the hangover has passed, and heard again with the gate open.
+	tone := func() bool { m := d.meter(); return m.Level < media.SilentLevel }
+	testwait.For(t, "the tone on the meter", 10*time.Second, tone)
+	if _, err := api.SetAudio(ctx, control.AudioPatch{InputSensitivity: new(0)}); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, "the tone gated by sensitivity 0", 10*time.Second, func() bool { return !tone() })
+	if _, err := api.SetAudio(ctx, control.AudioPatch{InputSensitivity: new(60)}); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, "the tone through sensitivity 60", 10*time.Second, tone)
 	stop()
 
 	st, err := store.Open(dir)

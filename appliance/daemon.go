@@ -55,7 +55,7 @@ type daemon struct {
 	hooks       testHooks
 
 	videoTrack *webrtc.TrackLocalStaticSample
-	audioTrack *webrtc.TrackLocalStaticSample
+	audioTrack *signaling.AudioTrack
 
 	room  *roomLink
 	trust provision.Trust
@@ -263,9 +263,7 @@ func (d *daemon) setupMedia() error {
 		}
 	}
 	if d.board.Mic != nil {
-		if d.audioTrack, err = webrtc.NewTrackLocalStaticSample(signaling.Opus, "microphone", streamName); err != nil {
-			return fmt.Errorf("appliance: audio track: %w", err)
-		}
+		d.audioTrack = signaling.NewAudioTrack("microphone", streamName)
 		aenc, err := media.NewOpusEncoder(media.DefaultConfig.AudioBitrate)
 		if err != nil {
 			return err
@@ -276,7 +274,7 @@ func (d *daemon) setupMedia() error {
 		if d.proc = d.newProcessor(d.board.Mic); d.proc != nil {
 			stages = append(stages, d.proc)
 		}
-		if d.audio, err = media.NewAudio(d.board.Mic, timedAudioEncoder{AudioEncoder: aenc, t: astep}, d.audioTrack, stages...); err != nil {
+		if d.audio, err = media.NewAudio(d.board.Mic, timedAudioEncoder{OpusEncoder: aenc, t: astep}, d.audioTrack, stages...); err != nil {
 			return err
 		}
 	}
@@ -629,7 +627,8 @@ func (d *daemon) localTracks() []signaling.Track {
 	}
 	if d.audio != nil {
 		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.audioTrack,
-			Source: signaling.SourceMicrophone, Name: "microphone", Muted: st.MicMuted}})
+			Source: signaling.SourceMicrophone, Name: "microphone", Muted: st.MicMuted},
+			OnRTCP: d.audio.HandleRTCP})
 	}
 	return tracks
 }

@@ -129,14 +129,15 @@ func (e timedVideoEncoder) Encode(f *hal.Frame, forceKey bool) (hal.EncodedFrame
 	return e.VideoEncoder.Encode(f, forceKey)
 }
 
-// timedAudioEncoder is an audio encoder whose Encode calls healthy can see.
+// timedAudioEncoder is the Opus encoder, whose Encode calls healthy can see; its tuning
+// (media.EncoderTuner) shows through.
 type timedAudioEncoder struct {
-	media.AudioEncoder
+	*media.OpusEncoder
 	t *stepTimer
 }
 
 func (e timedAudioEncoder) Encode(pcm []int16) ([]byte, error) {
 	e.t.start()
 	defer e.t.done()
-	return e.AudioEncoder.Encode(pcm)
+	return e.OpusEncoder.Encode(pcm)
 }

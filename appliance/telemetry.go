@@ -39,13 +39,14 @@ func (d *daemon) webServer(addr string, sampler *telemetry.Sampler) (*webui.Serv
 	if d.video != nil {
 		pm.Video, pm.OnRTCP, pm.Keyframe = d.videoTrack, d.video.HandleRTCP, d.video.RequestKeyframe
 	}
+	var meter func() webui.MicLevel
 	if d.audio != nil {
-		pm.Audio = d.audioTrack
+		pm.Audio, meter = d.audioTrack, d.meter
 	}
 	web, err := webui.New(webui.Config{
 		Addr: addr, Controller: d, SetupCode: code,
 		AdminHash: func() string { cfg, _ := d.provisioning(); return cfg.AdminPasswordHash },
-		Devices:   webui.BoardDevices(d.board), Preview: pm, Live: sampler.Latest,
+		Devices:   webui.BoardDevices(d.board), Preview: pm, Live: sampler.Latest, Meter: meter,
 		Logs: d.logs, Metrics: d.metrics, Log: d.log,
 	})
 	if err != nil {

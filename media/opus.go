@@ -41,7 +41,30 @@ func NewOpusEncoder(bitrate int) (*OpusEncoder, error) {
 	if err := e.SetBitrate(bitrate); err != nil {
 		return nil, err
 	}
+	// In-band FEC as the SDP's useinbandfec=1 promises; it costs nothing until a loss is
+	// expected (SetPacketLoss).
+	if err := enc.SetInBandFEC(true); err != nil {
+		return nil, fmt.Errorf("media: opus fec: %w", err)
+	}
 	return e, nil
+}
+
+// SetDTX turns discontinuous transmission on or off: in silence the encoder then makes
+// packets of at most two bytes that need not be sent (EncoderTuner).
+func (e *OpusEncoder) SetDTX(on bool) error {
+	if err := e.enc.SetDTX(on); err != nil {
+		return fmt.Errorf("media: opus dtx %v: %w", on, err)
+	}
+	return nil
+}
+
+// SetPacketLoss tells the encoder how many packets in a hundred to expect lost, so its
+// in-band FEC carries enough of each frame in the next (EncoderTuner).
+func (e *OpusEncoder) SetPacketLoss(percent int) error {
+	if err := e.enc.SetPacketLossPerc(percent); err != nil {
+		return fmt.Errorf("media: opus packet loss %d%%: %w", percent, err)
+	}
+	return nil
 }
 
 // SetBitrate changes the target bitrate in bits per second.

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -116,6 +117,11 @@ func mediaEngine(subscriber bool) (*webrtc.MediaEngine, error) {
 	audio.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "transport-cc"}}
 	if err := m.RegisterCodec(audio, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("signaling: register opus: %w", err)
+	}
+	// The audio level on every microphone packet (AudioTrack): livekit-server's active
+	// speakers come from it.
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("signaling: register audio level extension: %w", err)
 	}
 	video := []webrtc.RTPCodecParameters{{RTPCodecCapability: H264, PayloadType: 125}}
 	if subscriber {

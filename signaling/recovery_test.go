@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/livekit/protocol/livekit"
-	"github.com/pion/webrtc/v4"
 
 	"roombox/hal/sim"
 	"roombox/internal/testkit/faultnet"
@@ -28,6 +27,7 @@ const testRoom = "recovery"
 // box is a Room publishing a real microphone pipeline (sim tone -> Opus).
 type box struct {
 	room         *signaling.Room
+	audio        *media.Audio
 	events       chan signaling.Event
 	remoteTracks atomic.Int32 // remote tracks received (and drained)
 	cancel       context.CancelFunc
@@ -40,10 +40,7 @@ func startBox(t testing.TB, url string, tokens signaling.TokenSource, muted bool
 	if err != nil {
 		t.Fatal(err)
 	}
-	track, err := webrtc.NewTrackLocalStaticSample(signaling.Opus, "microphone", "box")
-	if err != nil {
-		t.Fatal(err)
-	}
+	track := signaling.NewAudioTrack("microphone", "box")
 	enc, err := media.NewOpusEncoder(32_000)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +50,7 @@ func startBox(t testing.TB, url string, tokens signaling.TokenSource, muted bool
 		t.Fatal(err)
 	}
 	audio.SetMuted(muted)
-	b := &box{events: make(chan signaling.Event, 256)}
+	b := &box{audio: audio, events: make(chan signaling.Event, 256)}
 	b.room = signaling.NewRoom(signaling.RoomOptions{
 		URL: url, Tokens: tokens, SubscribeAudio: true,
 		OnEvent: func(e signaling.Event) {

@@ -1,0 +1,140 @@
+package signaling
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+)
+
+// AudioTrack is the microphone's Opus track: one RTP packet per encoded frame, each
+// carrying the RFC 6464 audio-level header extension (level and voice flag) on every
+// connection that negotiated it, which is how livekit-server finds active speakers and
+// clients draw speaking indicators. pion's TrackLocalStaticSample cannot carry a
+// per-packet extension (its packetizer writes the headers), so this track writes its own:
+// an Opus frame is one RTP payload as it is (RFC 7587), so there is nothing to packetize.
+// LiveKit's Go SDK writes the same extension from its own TrackLocal.
+//
+// It is a media.SampleWriter and media.LevelWriter. Bound to any number of connections
+// (the room's publisher, the page's previews), it writes each packet to all of them.
+type AudioTrack struct {
+	id, streamID string
+
+	mu       sync.Mutex
+	bindings []audioBinding
+	hdr      rtp.Header // reused for every packet
+	level    [1]byte    // the extension's payload
+}
+
+type audioBinding struct {
+	id      string // the TrackLocalContext's
+	ssrc    uint32
+	pt      webrtc.PayloadType
+	levelID uint8 // negotiated extension id, 0 when not negotiated
+	write   webrtc.TrackLocalWriter
+}
+
+var _ webrtc.TrackLocal = (*AudioTrack)(nil)
+
+// NewAudioTrack returns an unbound Opus track named id in stream streamID.
+func NewAudioTrack(id, streamID string) *AudioTrack {
+	var seed [6]byte
+	_, _ = rand.Read(seed[:]) // never fails (crypto/rand)
+	t := &AudioTrack{id: id, streamID: streamID}
+	t.hdr.Version = 2
+	t.hdr.SequenceNumber = binary.BigEndian.Uint16(seed[:2])
+	t.hdr.Timestamp = binary.BigEndian.Uint32(seed[2:])
+	return t
+}
+
+// Bind takes the connection's Opus payload type and audio-level extension id.
+func (t *AudioTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	var codec *webrtc.RTPCodecParameters
+	for _, c := range ctx.CodecParameters() {
+		if c.MimeType == webrtc.MimeTypeOpus {
+			codec = &c
+			break
+		}
+	}
+	if codec == nil {
+		return webrtc.RTPCodecParameters{}, fmt.Errorf("signaling: audio track: %w", webrtc.ErrUnsupportedCodec)
+	}
+	b := audioBinding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), pt: codec.PayloadType, write: ctx.WriteStream()}
+	for _, e := range ctx.HeaderExtensions() {
+		if e.URI == sdp.AudioLevelURI {
+			b.levelID = uint8(e.ID)
+		}
+	}
+	t.mu.Lock()
+	t.bindings = append(t.bindings, b)
+	t.mu.Unlock()
+	return *codec, nil
+}
+
+// Unbind forgets the connection.
+func (t *AudioTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, b := range t.bindings {
+		if b.id == ctx.ID() {
+			t.bindings = append(t.bindings[:i], t.bindings[i+1:]...)
+			return nil
+		}
+	}
+	return webrtc.ErrUnbindFailed
+}
+
+func (t *AudioTrack) ID() string                { return t.id }
+func (t *AudioTrack) RID() string               { return "" }
+func (t *AudioTrack) StreamID() string          { return t.streamID }
+func (t *AudioTrack) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeAudio }
+
+// WriteSample sends s without a level (media.SampleWriter).
+func (t *AudioTrack) WriteSample(s media.Sample) error { return t.write(s, nil) }
+
+// WriteLevelSample sends s with its level (-dBov, 0..127) and voice flag
+// (media.LevelWriter).
+func (t *AudioTrack) WriteLevelSample(s media.Sample, level uint8, voice bool) error {
+	ext := rtp.AudioLevelExtension{Level: min(level, 127), Voice: voice}
+	return t.write(s, &ext)
+}
+
+// write sends one Opus frame to every binding. Frames the encoder's DTX left unsent
+// (s.PrevDroppedPackets) advance the timestamp, not the sequence number; the first packet
+// after them starts a talkspurt (marker bit, RFC 7587).
+func (t *AudioTrack) write(s media.Sample, ext *rtp.AudioLevelExtension) error {
+	samples := uint32(s.Duration * 48000 / time.Second)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := &t.hdr
+	h.Timestamp += samples * uint32(s.PrevDroppedPackets)
+	h.Marker = s.PrevDroppedPackets > 0
+	if ext != nil {
+		if _, err := ext.MarshalTo(t.level[:]); err != nil {
+			return fmt.Errorf("signaling: audio track: %w", err)
+		}
+	}
+	var errs []error
+	for _, b := range t.bindings {
+		h.SSRC, h.PayloadType = b.ssrc, uint8(b.pt)
+		h.Extension, h.Extensions = false, h.Extensions[:0]
+		if ext != nil && b.levelID != 0 {
+			if err := h.SetExtension(b.levelID, t.level[:]); err != nil {
+				return fmt.Errorf("signaling: audio track: extension id %d: %w", b.levelID, err)
+			}
+		}
+		if _, err := b.write.WriteRTP(h, s.Data); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	h.SequenceNumber++
+	h.Timestamp += samples
+	return errors.Join(errs...)
+}
