@@ -260,14 +260,15 @@ lab: deps lab-kernel livekit build
 # restarted should something else stop it, and stopped after the last run, on failure and on
 # Ctrl-C too). Prints passes per test ("TestX  10/10", skips and failures with their error
 # lines) and the wall time; fails if any test failed any run. Suites: signaling's recovery
-# tests (any test named with Resume, Rejoin, Flap or ICE, and TestCloseDuringAnyPhase), all of
-# test/e2e (the privacy test included), the appliance's mute, privacy, speaker and race tests, all of
+# tests (any test named with Resume, Rejoin, Flap or ICE, and TestCloseDuringAnyPhase) and its
+# active-speaker test, all of test/e2e (the privacy and echo tests included), the appliance's
+# mute, privacy, speaker, race and audio settings tests, all of
 # internal/testkit/netlab (needs root). Each run's test2json stream is kept in .cache/stress/.
 STRESS_N    ?= 10
 STRESS_LOAD ?= stress-ng --cpu 2
-STRESS_SUITES := './signaling=^(TestCloseDuringAnyPhase|Test.*(Resume|Rejoin|Flap|ICE).*)$$' \
+STRESS_SUITES := './signaling=^(TestCloseDuringAnyPhase|TestActiveSpeaker.*|Test.*(Resume|Rejoin|Flap|ICE).*)$$' \
                  './test/e2e=.' \
-                 './appliance=Mute|Privacy|Speaker|Race|Presses' \
+                 './appliance=Mute|Privacy|Speaker|Race|Presses|Audio' \
                  './internal/testkit/netlab=.'
 test-stress: deps stress-deps livekit build
 	$(GO) build -o $(BIN)/stressrun ./internal/testkit/stressrun
