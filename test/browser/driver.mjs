@@ -13,6 +13,7 @@
 //   open {page, url}                 new context + page, navigate
 //   goto {page, url}
 //   fill {page, selector, value}
+//   selectOption {page, selector, value}
 //   click {page, selector}
 //   wait {page, selector, state?}    visible (default), attached, hidden
 //   waitAttr {page, selector, attr, value}
@@ -125,6 +126,10 @@ const ops = {
   },
   async fill(cmd, timeout) {
     await pageOf(cmd).locator(cmd.selector).fill(cmd.value, { timeout });
+    return {};
+  },
+  async selectOption(cmd, timeout) {
+    await pageOf(cmd).locator(cmd.selector).selectOption(cmd.value, { timeout });
     return {};
   },
   async click(cmd, timeout) {

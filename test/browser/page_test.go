@@ -88,7 +88,15 @@ func TestControlPage(t *testing.T) {
 	if w <= 0 || h <= 0 || frames < 10 {
 		t.Fatalf("preview: %dx%d and %d frames advanced, want a picture and 10 frames", w, h, frames)
 	}
+	// The microphone's meter moves with the sim tone.
+	drv.do("waitText", map[string]any{"page": "control", "selector": "#meter-value", "pattern": `^−[0-9]+ dBov$`, "timeout": 10000})
 	drv.screenshot("control", "control-page")
+
+	// An audio setting from the page reaches the device.
+	drv.do("selectOption", map[string]any{"page": "control", "selector": "#audio-noise_suppression", "value": "low"})
+	roomboxtest.WaitStatus(t, bin, stateDir, "noise suppression low", 10*time.Second, func(s control.Status) bool {
+		return s.Audio != nil && s.Audio.NoiseSuppression == control.NoiseLow
+	})
 
 	// Mute from the page.
 	if _, attrs := drv.read("control", "#led", "data-on"); attrs["data-on"] == nil || *attrs["data-on"] != "false" {
@@ -100,6 +108,7 @@ func TestControlPage(t *testing.T) {
 	st := roomboxtest.WaitStatus(t, bin, stateDir, "mic muted with the LED on", 10*time.Second, func(s control.Status) bool { return s.MicMuted && s.LED })
 	t.Logf("device after the page's mute: mic_muted=%v led=%v", st.MicMuted, st.LED)
 	waitMicOnServer(t, srv, room, identity, true)
+	drv.do("waitText", map[string]any{"page": "control", "selector": "#meter-value", "pattern": "^silence$", "timeout": 10000})
 	drv.screenshot("control", "control-page-muted")
 
 	// And unmute from the page: a local control, like the button.
