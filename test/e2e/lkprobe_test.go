@@ -51,14 +51,17 @@ func TestIndependentClientSeesCameraAndGetsKeyframes(t *testing.T) {
 	t.Logf("received in one second: %dx%d, %d frames, %d keyframes, %d packets, %d bytes",
 		stats.Width, stats.Height, stats.Frames, stats.Keyframes, stats.Packets, stats.Bytes)
 
-	// PLIs, each sent once a keyframe has arrived; each is answered by an IDR. The box also
-	// sends an IDR every 2 s of its own, which would answer a PLI it ignored: the latencies
-	// logged are what show that it did not.
-	const plis = 10
+	// PLIs, each sent once a keyframe has arrived; each is answered by an IDR within a few
+	// frames. The box also sends an IDR of its own every 2 s (60 frames) after the last one,
+	// which would answer a PLI it ignored; as each PLI follows a keyframe, an IDR at most
+	// maxFramesBeforeIDR frames after it is the PLI's answer (the frames in flight when the
+	// PLI left, and the one being encoded, come before it).
+	const plis, maxFramesBeforeIDR = 10, 10
 	_, from := probe.Wait(t, "a keyframe", 20*time.Second, 0, func(l lkprobetest.Line) bool {
 		return l.Event == "keyframe" && l.SID == track.SID
 	})
 	var latencies []float64
+	var frames []int
 	for n := 1; n <= plis; n++ {
 		probe.Send(t, "pli")
 		kf, at := probe.Wait(t, "the IDR answering PLI", 10*time.Second, from+1, func(l lkprobetest.Line) bool {
@@ -67,10 +70,15 @@ func TestIndependentClientSeesCameraAndGetsKeyframes(t *testing.T) {
 		if kf.Width != track.Width || kf.Height != track.Height {
 			t.Fatalf("the IDR answering PLI %d is %dx%d, want %dx%d", n, kf.Width, kf.Height, track.Width, track.Height)
 		}
+		if kf.FramesAfterPLI > maxFramesBeforeIDR {
+			t.Fatalf("PLI %d: %d frames came before the next IDR (%.1f ms): the box's own schedule, not an answer", n, kf.FramesAfterPLI, kf.PLIToIDRMs)
+		}
 		latencies = append(latencies, kf.PLIToIDRMs)
+		frames = append(frames, kf.FramesAfterPLI)
 		from = at
 	}
 	slices.Sort(latencies)
 	t.Logf("PLI -> first packet of the next IDR over %d PLIs: min %.1f ms, median %.1f ms, max %.1f ms (all: %v)",
 		plis, latencies[0], (latencies[plis/2-1]+latencies[plis/2])/2, latencies[plis-1], latencies)
+	t.Logf("frames received between each PLI and its IDR: %v", frames)
 }

@@ -10,13 +10,15 @@
 //	 "frames":30,"keyframes":1,"bytes":99000}                       (once a second per track)
 //	{"event":"keyframe","sid":"TR_..","width":640,"height":360,"bytes":21000}
 //	{"event":"pli","sid":"TR_..","n":1}
-//	{"event":"keyframe",...,"pli":1,"pli_to_idr_ms":14.2}           (the IDR after PLI 1)
+//	{"event":"keyframe",...,"pli":1,"pli_to_idr_ms":14.2,"frames_after_pli":1} (after PLI 1)
 //	{"event":"error","error":"..."}, {"event":"left","reason":"..."}
 //
 // "track" describes the track as the server does (TrackInfo; its layers are what the
 // publisher announced, their SSRCs the server's); width and height elsewhere are read from
 // the SPS of the keyframes received. "pli_to_idr_ms" is the time from sending a PLI to the
-// first packet of the next access unit holding an IDR.
+// first packet of the next access unit holding an IDR; "frames_after_pli" counts the other
+// frames completed in between (those in flight when the PLI left, and any the publisher sent
+// before obeying it).
 //
 // Commands, one a line on stdin: "pli" (a PLI on every subscribed video track), "quality
 // LOW|MEDIUM|HIGH" and "dimensions W H" (the layer asked of the server, for simulcast),

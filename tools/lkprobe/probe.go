@@ -61,6 +61,7 @@ type (
 		Bytes    int     `json:"bytes"`
 		PLI      int     `json:"pli,omitempty"`
 		PLIToIDR float64 `json:"pli_to_idr_ms,omitempty"`
+		Between  int     `json:"frames_after_pli,omitempty"` // other frames received between
 	}
 	pliEvent struct {
 		Event string `json:"event"`
@@ -227,6 +228,7 @@ type receiver struct {
 	au    accessUnit // the one being received
 	pliN  int        // PLIs sent
 	pliAt time.Time  // when the last was sent; zero once answered
+	pliFr int        // frames completed since, before the answer
 }
 
 // accessUnit is what lkprobe tracks of the video frame being received (one RTP timestamp).
@@ -323,17 +325,22 @@ func (r *receiver) packet(pkt *rtp.Packet, now time.Time) {
 		return
 	}
 	r.sec.Frames++
-	if r.au.idr {
-		r.sec.Keyframes++
-		ev := keyframeEvent{Event: "keyframe", SID: r.sid, Width: r.w, Height: r.h, Bytes: r.au.bytes}
-		if !r.pliAt.IsZero() && r.au.first.After(r.pliAt) {
-			ev.PLI = r.pliN
-			ev.PLIToIDR = float64(r.au.first.Sub(r.pliAt).Microseconds()) / 1000
-			r.pliAt = time.Time{}
-		}
-		r.out.emit(ev)
-	}
 	r.au.started = false
+	answers := r.au.idr && !r.pliAt.IsZero() && r.au.first.After(r.pliAt)
+	if !answers && !r.pliAt.IsZero() {
+		r.pliFr++
+	}
+	if !r.au.idr {
+		return
+	}
+	r.sec.Keyframes++
+	ev := keyframeEvent{Event: "keyframe", SID: r.sid, Width: r.w, Height: r.h, Bytes: r.au.bytes}
+	if answers {
+		ev.PLI, ev.Between = r.pliN, r.pliFr
+		ev.PLIToIDR = float64(r.au.first.Sub(r.pliAt).Microseconds()) / 1000
+		r.pliAt = time.Time{}
+	}
+	r.out.emit(ev)
 }
 
 // sendPLI asks the publisher for a keyframe through the server, for this subscriber's SSRC.
@@ -344,7 +351,7 @@ func (r *receiver) sendPLI() {
 	r.mu.Unlock()
 	r.out.emit(pliEvent{Event: "pli", SID: r.sid, N: n})
 	r.mu.Lock()
-	r.pliAt = time.Now()
+	r.pliAt, r.pliFr = time.Now(), 0
 	r.mu.Unlock()
 	r.rp.WritePLI(r.track.SSRC())
 }

@@ -47,8 +47,10 @@ type Line struct {
 	N           int     `json:"n"`   // pli: which PLI this is
 	PLI         int     `json:"pli"` // keyframe: the PLI it answers, 0 for none
 	PLIToIDRMs  float64 `json:"pli_to_idr_ms"`
-	Error       string  `json:"error"`
-	Reason      string  `json:"reason"`
+	// keyframe: frames completed between the PLI and the IDR answering it
+	FramesAfterPLI int    `json:"frames_after_pli"`
+	Error          string `json:"error"`
+	Reason         string `json:"reason"`
 }
 
 // Layer is a simulcast layer as the server describes it.
