@@ -25,7 +25,7 @@ func TestIndependentClientSeesCameraAndGetsKeyframes(t *testing.T) {
 		c.RTC.Extra["pli_throttle"] = map[string]any{"low_quality": "1ms", "mid_quality": "1ms", "high_quality": "1ms"}
 	}))
 	provisionedDevice(t, srv)
-	probe := lkprobetest.Start(t, srv.URL, lktest.Token(t, room, "lkprobe"), "-participant", deviceIdentity)
+	probe := lkprobetest.Start(t, srv.URL, lktest.Token(t, room, "lkprobe"), "-participant", deviceIdentity, "-audio")
 
 	// The track as the server describes it: a camera, H.264, with the box's layer(s).
 	track, _ := probe.Wait(t, "the box's camera track", 20*time.Second, 0, func(l lkprobetest.Line) bool {
@@ -43,6 +43,16 @@ func TestIndependentClientSeesCameraAndGetsKeyframes(t *testing.T) {
 	if top.Width != track.Width || top.Height != track.Height {
 		t.Fatalf("the largest layer is %dx%d, the track %dx%d", top.Width, top.Height, track.Width, track.Height)
 	}
+
+	mic, _ := probe.Wait(t, "the box's microphone track", 20*time.Second, 0, func(l lkprobetest.Line) bool {
+		return l.Event == "track" && l.Kind == "audio"
+	})
+	if mic.Source != "MICROPHONE" || len(mic.Layers) != 0 {
+		t.Fatalf("microphone track: source %q, layers %+v", mic.Source, mic.Layers)
+	}
+	probe.Wait(t, "a second of microphone packets", 20*time.Second, 0, func(l lkprobetest.Line) bool {
+		return l.Event == "stats" && l.SID == mic.SID && l.Packets > 0
+	})
 
 	// What arrives: pictures of the size the box announced, a second's worth of frames.
 	stats, _ := probe.Wait(t, "a second of video at the announced size", 20*time.Second, 0, func(l lkprobetest.Line) bool {
@@ -81,4 +91,19 @@ func TestIndependentClientSeesCameraAndGetsKeyframes(t *testing.T) {
 	t.Logf("PLI -> first packet of the next IDR over %d PLIs: min %.1f ms, median %.1f ms, max %.1f ms (all: %v)",
 		plis, latencies[0], (latencies[plis/2-1]+latencies[plis/2])/2, latencies[plis-1], latencies)
 	t.Logf("frames received between each PLI and its IDR: %v", frames)
+
+	// Asking for a lower layer of a one-layer track: the server keeps forwarding the one
+	// it has, at its size (the next keyframe's SPS, then a second's count).
+	from = len(probe.Lines())
+	probe.Send(t, "quality LOW")
+	probe.Send(t, "dimensions 160 90")
+	kf, from := probe.Wait(t, "a keyframe after asking for LOW", 10*time.Second, from, func(l lkprobetest.Line) bool {
+		return l.Event == "keyframe" && l.SID == track.SID
+	})
+	if kf.Width != track.Width || kf.Height != track.Height {
+		t.Fatalf("after asking for LOW: a %dx%d keyframe, want the one layer, %dx%d", kf.Width, kf.Height, track.Width, track.Height)
+	}
+	probe.Wait(t, "a second of video after asking for LOW", 10*time.Second, from+1, func(l lkprobetest.Line) bool {
+		return l.Event == "stats" && l.SID == track.SID && l.Frames > 0 && l.Width == track.Width && l.Height == track.Height
+	})
 }
