@@ -39,7 +39,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/livekit/protocol/livekit"
+	protoLogger "github.com/livekit/protocol/logger"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 )
 
@@ -64,8 +66,12 @@ func run() error {
 		dimensions  = flag.String("dimensions", "", "video size to ask for at once, WxH")
 		runFor      = flag.Duration("for", 0, "leave after this long (0: run until quit or a signal)")
 		joinTimeout = flag.Duration("join-timeout", 20*time.Second, "how long joining may take")
+		verbose     = flag.Bool("v", false, "the SDK's and pion's logs on stderr")
 	)
 	flag.Parse()
+	if !*verbose { // the SDK logs every state change through the standard logger by default
+		lksdk.SetLogger(protoLogger.LogRLogger(logr.Discard()))
+	}
 	if *url == "" || (*token == "" && (*apiKey == "" || *apiSecret == "" || *room == "")) {
 		flag.Usage()
 		return errors.New("need -url and -token, or -url, -api-key, -api-secret and -room")
@@ -130,7 +136,11 @@ func run() error {
 	for {
 		select {
 		case <-ctx.Done():
-			out.emit(leftEvent{Event: "left", Reason: context.Cause(ctx).Error()})
+			reason := "signal"
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				reason = "-for elapsed"
+			}
+			out.emit(leftEvent{Event: "left", Reason: reason})
 			return nil
 		case reason := <-left:
 			out.emit(leftEvent{Event: "left", Reason: "disconnected: " + reason})
