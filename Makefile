@@ -10,6 +10,7 @@ GO    ?= go
 BIN            := $(CURDIR)/bin
 ROOMBOX        := $(BIN)/roombox
 LIVEKIT_SERVER := $(BIN)/livekit-server
+LKPROBE        := $(BIN)/lkprobe
 
 # Debian packages the build needs (cgo: gcc, opus, x264, alsa-lib; g++ and WebRTC's
 # AudioProcessing 0.3 for media/apm's C++ shim; ffmpeg for media tests; espeak-ng and sox make
@@ -29,11 +30,11 @@ APT_UPDATE := { $(SUDO) apt-get -o DPkg::Lock::Timeout=600 update || echo "apt-g
 # The VM lab's kernel: Debian's linux-image-amd64, unpacked by lab-kernel.
 LAB_KERNEL := $(CURDIR)/.cache/lab/kernel
 
-TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOMBOX_LAB_KERNEL=$(LAB_KERNEL) \
+TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOMBOX_LKPROBE=$(LKPROBE) ROOMBOX_LAB_KERNEL=$(LAB_KERNEL) \
             ROOMBOX_BIN_ARM64=$(BIN)/roombox-linux-arm64 ROOMBOX_LAB_KERNEL_ARM64=$(CURDIR)/.cache/lab/kernel-arm64
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all deps systemd-deps cross-deps browser-deps npm-deps stress-deps livekit lab-kernel lab-kernel-arm64 build cross test \
+.PHONY: all deps systemd-deps cross-deps browser-deps npm-deps stress-deps livekit lkprobe lab-kernel lab-kernel-arm64 build cross test \
         test-browser test-cross test-arm64 test-stress soak lab lab-arm64 bench lint run clean
 
 all: build
@@ -136,6 +137,16 @@ $(LIVEKIT_SERVER): tools/livekit/go.mod tools/livekit/go.sum
 	cd tools/livekit && GOWORK=off $(GO) build -trimpath -o $@ github.com/livekit/livekit-server/cmd/server
 	@touch $@ # go build leaves an up-to-date binary's mtime alone
 
+# The independent LiveKit client the tests run (LiveKit's Go SDK in its own module, so its pion
+# and protocol versions never move the firmware's), rebuilt only when the module changes.
+LKPROBE_SRC := $(wildcard tools/lkprobe/*.go)
+lkprobe: $(LKPROBE)
+
+$(LKPROBE): tools/lkprobe/go.mod tools/lkprobe/go.sum $(LKPROBE_SRC)
+	@mkdir -p $(BIN)
+	cd tools/lkprobe && GOWORK=off $(GO) build -trimpath -o $@ .
+	@touch $@
+
 # The kernel the VM lab boots: the linux-image-6.1.0-NN-amd64 package that linux-image-amd64
 # currently depends on, fetched with apt-get download and cut down to what the lab uses (the
 # image, and the media, sound, uinput and evdev modules: ~70 MB of ~400). A marker names the
@@ -217,7 +228,7 @@ cross: cross-deps
 
 # The VM lab runs after the rest, alone: its guests run under TCG and would otherwise take
 # the CPU the timing-sensitive room and audio tests need, and theirs.
-test: deps systemd-deps browser-deps npm-deps livekit lab-kernel lab-kernel-arm64 build cross
+test: deps systemd-deps browser-deps npm-deps livekit lkprobe lab-kernel lab-kernel-arm64 build cross
 	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/internal/testkit/vmlab$$')
 	$(TEST_ENV) $(GO) test -timeout $(TEST_TIMEOUT) ./internal/testkit/vmlab
 	$(MAKE) --no-print-directory test-cross test-arm64 lint
@@ -270,7 +281,7 @@ STRESS_SUITES := './signaling=^(TestCloseDuringAnyPhase|TestActiveSpeaker.*|Test
                  './test/e2e=.' \
                  './appliance=Mute|Privacy|Speaker|Race|Presses|Audio' \
                  './internal/testkit/netlab=.'
-test-stress: deps stress-deps livekit build
+test-stress: deps stress-deps livekit lkprobe build
 	$(GO) build -o $(BIN)/stressrun ./internal/testkit/stressrun
 	$(TEST_ENV) $(BIN)/stressrun -n $(STRESS_N) -load '$(STRESS_LOAD)' -timeout $(TEST_TIMEOUT) \
 		-logs $(CURDIR)/.cache/stress $(STRESS_SUITES)
@@ -295,13 +306,14 @@ bench: deps livekit build
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # gofmt over every .go file outside bin/; fails if any file needs formatting; go vet;
-# staticcheck.
+# staticcheck; vet and staticcheck of tools/lkprobe (its own module).
 lint:
 	@unformatted=$$(find . -path ./bin -prune -o -path ./.git -prune -o -name '*.go' -print0 | xargs -0 -r gofmt -l); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags vmlabguest ./internal/testkit/vmlab/...
 	$(GO) run $(STATICCHECK) -checks inherit,-SA1019 ./...
+	cd tools/lkprobe && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) run $(STATICCHECK) -checks inherit,-SA1019 ./...
 
 run: build livekit
 	scripts/run-demo.sh
