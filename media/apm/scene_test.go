@@ -1,16 +1,15 @@
 package apm
 
 import (
-	"bytes"
-	"encoding/binary"
+	"fmt"
 	"math"
-	"os/exec"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"roombox/hal/sim/acoustic"
+	"roombox/internal/testkit/echotest"
 )
 
 // Two talkers, spoken by espeak-ng at test time: the far end (the room's remote
@@ -27,55 +26,18 @@ const (
 		"Also, is the launch still planned for the first week of September?"
 )
 
-var speechCache sync.Map // voice+text -> []int16
+var speechCache sync.Map // voice, text and level -> []int16
 
-// speech is text spoken by espeak-ng in voice, resampled by sox to 48 kHz mono, scaled so
-// its voiced part (samples within 30 dB of its peak envelope) has RMS level dbfs.
+// speech is echotest.Speech (espeak-ng through sox, scaled to dbfs), made once per voice,
+// text and level for all the tests here.
 func speech(t testing.TB, voice, text string, dbfs float64) []int16 {
 	t.Helper()
-	key := voice + "\x00" + text
-	raw, ok := speechCache.Load(key)
-	if !ok {
-		for _, bin := range []string{"espeak-ng", "sox"} {
-			if _, err := exec.LookPath(bin); err != nil {
-				t.Skipf("%s not installed (make deps installs espeak-ng and sox): %v", bin, err)
-			}
-		}
-		wav := t.TempDir() + "/speech.wav"
-		if out, err := exec.Command("espeak-ng", "-v", voice, "-s", "165", "-w", wav, text).CombinedOutput(); err != nil {
-			t.Fatalf("espeak-ng: %v: %s", err, out)
-		}
-		var stdout, stderr bytes.Buffer
-		sox := exec.Command("sox", wav, "-t", "raw", "-r", "48000", "-e", "signed", "-b", "16", "-c", "1", "-")
-		sox.Stdout, sox.Stderr = &stdout, &stderr
-		if err := sox.Run(); err != nil {
-			t.Fatalf("sox: %v: %s", err, stderr.Bytes())
-		}
-		pcm := make([]int16, stdout.Len()/2)
-		if err := binary.Read(&stdout, binary.LittleEndian, pcm); err != nil {
-			t.Fatal(err)
-		}
-		raw, _ = speechCache.LoadOrStore(key, pcm)
+	key := fmt.Sprint(voice, "\x00", text, "\x00", dbfs)
+	if pcm, ok := speechCache.Load(key); ok {
+		return pcm.([]int16)
 	}
-	pcm := raw.([]int16)
-	var sum float64
-	var n int
-	peak := 0.0
-	for _, v := range pcm {
-		peak = max(peak, math.Abs(float64(v)))
-	}
-	for _, v := range pcm {
-		if a := math.Abs(float64(v)); a > peak/31.6 {
-			sum += a * a
-			n++
-		}
-	}
-	g := 32768 * math.Pow(10, dbfs/20) / math.Sqrt(sum/float64(n))
-	out := make([]int16, len(pcm))
-	for i, v := range pcm {
-		out[i] = int16(max(min(math.Round(float64(v)*g), math.MaxInt16), math.MinInt16))
-	}
-	return out
+	pcm, _ := speechCache.LoadOrStore(key, echotest.Speech(t, voice, text, dbfs))
+	return pcm.([]int16)
 }
 
 func farTalker(t testing.TB) []int16  { return speech(t, "en-us", farText, -20) }
