@@ -171,17 +171,14 @@ func (e *X264) Encode(f *hal.Frame, forceKey bool) (hal.EncodedFrame, error) {
 	if f.Width != e.w || f.Height != e.h {
 		return hal.EncodedFrame{}, fmt.Errorf("media: x264: frame is %dx%d, encoder %dx%d", f.Width, f.Height, e.w, e.h)
 	}
-	cw, ch := (f.Width+1)/2, (f.Height+1)/2
-	if f.StrideY < f.Width || f.StrideUV < cw || len(f.Y) < f.StrideY*(f.Height-1)+f.Width ||
-		len(f.U) < f.StrideUV*(ch-1)+cw || len(f.V) < f.StrideUV*(ch-1)+cw {
+	if !planesFit(f) {
 		return hal.EncodedFrame{}, fmt.Errorf("media: x264: frame planes are too small for %dx%d", f.Width, f.Height)
 	}
 	idr := C.int(0)
 	if forceKey {
 		idr = 1
 	}
-	n := C.rb_x264_encode(e.c, (*C.uint8_t)(unsafe.Pointer(&f.Y[0])), (*C.uint8_t)(unsafe.Pointer(&f.U[0])),
-		(*C.uint8_t)(unsafe.Pointer(&f.V[0])), C.int(f.StrideY), C.int(f.StrideUV), C.int64_t(e.pts), idr)
+	n := C.rb_x264_encode(e.c, cbytes(f.Y), cbytes(f.U), cbytes(f.V), C.int(f.StrideY), C.int(f.StrideUV), C.int64_t(e.pts), idr)
 	e.pts++
 	if n < 0 {
 		return hal.EncodedFrame{}, fmt.Errorf("media: x264: encode failed (%d)", int(n))
