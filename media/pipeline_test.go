@@ -50,6 +50,16 @@ func (c *hookCamera) ReadFrame(ctx context.Context, f *hal.Frame) error {
 	return nil
 }
 
+// cancelAtRead is cam calling cancel after its n-th frame; reads counts the frames.
+func cancelAtRead(cam hal.Camera, n int, cancel func()) (c *hookCamera, reads *int) {
+	reads = new(int)
+	return &hookCamera{Camera: cam, hook: func(*hal.Frame) {
+		if *reads++; *reads == n {
+			cancel()
+		}
+	}}, reads
+}
+
 func simBoard(tb testing.TB, cfg sim.Config) *sim.Board {
 	tb.Helper()
 	b, err := sim.New(cfg)
@@ -190,18 +200,13 @@ func TestVideoOffFromStart(t *testing.T) {
 	b := simBoard(t, sim.Config{Width: w, Height: h, Clock: sim.NewInstantClock(t0)})
 	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: w, Height: h}})
 	ctx, cancel := context.WithCancel(context.Background())
-	reads := 0
-	cam := &hookCamera{Camera: b.Camera, hook: func(*hal.Frame) {
-		if reads++; reads == 100 {
-			cancel()
-		}
-	}}
+	cam, reads := cancelAtRead(b.Camera, 100, cancel)
 	out := &hookWriter{}
 	v := oneLayer(t, cam, enc, out)
 	v.SetEnabled(false)
 	runUntilDone(t, v.Run, ctx)
-	if reads < 100 || len(out.samples) != 4 { // captures 1, 31, 61, 91
-		t.Fatalf("camera off: %d frames read, %d samples written, want 4", reads, len(out.samples))
+	if *reads < 100 || len(out.samples) != 4 { // captures 1, 31, 61, 91
+		t.Fatalf("camera off: %d frames read, %d samples written, want 4", *reads, len(out.samples))
 	}
 	var stream []byte
 	for _, s := range out.samples {

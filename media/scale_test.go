@@ -8,6 +8,20 @@ import (
 	"roombox/hal"
 )
 
+// scaled is a new scaler to w x h and what it made of src.
+func scaled(tb testing.TB, src *hal.Frame, w, h int) (*Scaler, *hal.Frame) {
+	tb.Helper()
+	s, err := NewScaler(w, h)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dst, err := s.Scale(src)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, dst
+}
+
 // blockMeans is the mean of each b x b block of a w x h plane with the given stride.
 func blockMeans(p []byte, stride, w, h, b int) []float64 {
 	var means []float64
@@ -32,14 +46,7 @@ func TestScalerKeepsBlockMeans(t *testing.T) {
 	src := simFrames(t, 1280, 720, 1)[0]
 	for _, div := range []int{2, 4} {
 		t.Run(fmt.Sprintf("1/%d", div), func(t *testing.T) {
-			s, err := NewScaler(1280/div, 720/div)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dst, err := s.Scale(src)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, dst := scaled(t, src, 1280/div, 720/div)
 			if dst.Width != 1280/div || dst.Height != 720/div || dst.Seq != src.Seq || !dst.Captured.Equal(src.Captured) {
 				t.Fatalf("scaled frame %dx%d seq %d at %v", dst.Width, dst.Height, dst.Seq, dst.Captured)
 			}
@@ -93,14 +100,7 @@ func TestScalerEdge(t *testing.T) {
 	}
 	fill(src.U, 128)
 	fill(src.V, 128)
-	s, err := NewScaler(160, 90)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := s.Scale(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dst := scaled(t, src, 160, 90)
 	for y := range 90 {
 		for x := range 160 {
 			want := byte(16)
@@ -137,13 +137,7 @@ func TestScalerErrors(t *testing.T) {
 
 func TestScalerAllocs(t *testing.T) {
 	src := simFrames(t, 1280, 720, 1)[0]
-	s, err := NewScaler(640, 360)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Scale(src); err != nil { // sizes the output once
-		t.Fatal(err)
-	}
+	s, _ := scaled(t, src, 640, 360) // sizes the output once
 	if n := testing.AllocsPerRun(50, func() {
 		if _, err := s.Scale(src); err != nil {
 			t.Fatal(err)
@@ -157,14 +151,7 @@ func TestScalerAllocs(t *testing.T) {
 // simulcast layers, the quarter either from the full frame or from the half one).
 func BenchmarkScale(b *testing.B) {
 	full := simFrames(b, 1280, 720, 1)[0]
-	half, err := NewScaler(640, 360)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := half.Scale(full)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, h := scaled(b, full, 640, 360)
 	for _, c := range []struct {
 		name string
 		src  *hal.Frame
@@ -175,10 +162,7 @@ func BenchmarkScale(b *testing.B) {
 		{"360p-to-180p", h, 320, 180},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			s, err := NewScaler(c.w, c.h)
-			if err != nil {
-				b.Fatal(err)
-			}
+			s, _ := scaled(b, c.src, c.w, c.h) // sizes the output once
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := s.Scale(c.src); err != nil {

@@ -206,12 +206,7 @@ func TestSimulcastCameraOff(t *testing.T) {
 		layers[i].Out = recs[i]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	reads := 0
-	cam := &hookCamera{Camera: b.Camera, hook: func(*hal.Frame) {
-		if reads++; reads == 61 {
-			cancel()
-		}
-	}}
+	cam, _ := cancelAtRead(b.Camera, 61, cancel)
 	v, err := NewVideo(cam, OpenX264, layers)
 	if err != nil {
 		t.Fatal(err)
@@ -241,12 +236,7 @@ func TestVideoFrameRateDivisor(t *testing.T) {
 	b := simBoard(t, sim.Config{Width: 320, Height: 180, Clock: sim.NewInstantClock(t0)})
 	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 320, Height: 180}})
 	ctx, cancel := context.WithCancel(context.Background())
-	reads := 0
-	cam := &hookCamera{Camera: b.Camera, hook: func(*hal.Frame) {
-		if reads++; reads == 30 {
-			cancel()
-		}
-	}}
+	cam, _ := cancelAtRead(b.Camera, 30, cancel)
 	out := &hookWriter{}
 	v := oneLayer(t, cam, enc, out)
 	if err := v.SetFrameRateDivisor(0); err == nil {
