@@ -12,13 +12,13 @@ ROOMBOX        := $(BIN)/roombox
 LIVEKIT_SERVER := $(BIN)/livekit-server
 LKPROBE        := $(BIN)/lkprobe
 
-# Debian packages the build needs (cgo: gcc, opus, x264, alsa-lib; g++ and WebRTC's
+# Debian packages the build needs (cgo: gcc, opus, x264, libyuv (simulcast's scaler), alsa-lib; g++ and WebRTC's
 # AudioProcessing 0.3 for media/apm's C++ shim; ffmpeg for media tests; espeak-ng and sox make
 # the speech media/apm's tests play through a simulated room; iproute2 + nftables for the
 # impaired-network lab, internal/testkit/netlab; redis-server for multi-node livekit tests, which start
 # their own on a free loopback port; qemu-user-static runs the arm64 and armv7 test binaries of
 # test-cross; qemu and a static busybox for the VM hardware lab, internal/testkit/vmlab).
-DEB_PACKAGES := gcc g++ libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev libasound2-dev \
+DEB_PACKAGES := gcc g++ libc6-dev pkg-config libopus-dev libopusfile-dev libx264-dev libyuv-dev libasound2-dev \
                 libwebrtc-audio-processing-dev ffmpeg espeak-ng sox \
                 iproute2 nftables redis-server qemu-user-static qemu-system-x86 busybox-static
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -87,7 +87,7 @@ CODENAME     := $(shell . /etc/os-release 2>/dev/null && echo $$VERSION_CODENAME
 CROSS_ARCHES := arm64 armhf
 # libstdc++6: the C++ runtime media/apm's shim and libwebrtc_audio_processing need under
 # qemu-user (the cross g++ links against its own copy, the multiarch one is what runs).
-CROSS_LIBS   := libc6 libstdc++6 libopus-dev libopusfile-dev libx264-dev libasound2-dev libwebrtc-audio-processing-dev
+CROSS_LIBS   := libc6 libstdc++6 libopus-dev libopusfile-dev libx264-dev libyuv-dev libasound2-dev libwebrtc-audio-processing-dev
 CROSS_PACKAGES := gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-aarch64-linux-gnu g++-arm-linux-gnueabihf \
                   libc6-dev-arm64-cross libc6-dev-armhf-cross qemu-system-arm \
                   $(foreach a,$(CROSS_ARCHES),$(addsuffix :$(a),$(CROSS_LIBS)))

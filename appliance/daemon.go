@@ -39,8 +39,7 @@ type daemon struct {
 	board   *hal.Board
 	video   *media.Video
 	audio   *media.Audio
-	venc    hal.VideoEncoder
-	encoder string // which encoder venc is, for control.Status
+	encoder string // which encoder the video encodes with, for control.Status
 	// playback plays the room through the speaker; nil on a board without one.
 	playback *media.Playback
 	// proc processes the microphone (audio.go); nil without one, or when it cannot.
@@ -248,14 +247,11 @@ func (d *daemon) setupMedia() error {
 			return fmt.Errorf("appliance: video track: %w", err)
 		}
 		f := cam.Format()
-		var venc hal.VideoEncoder
-		if venc, d.encoder, err = d.openEncoder(hal.EncoderConfig{Width: f.Width, Height: f.Height, FPS: f.FPS, Bitrate: media.DefaultConfig.VideoBitrate}); err != nil {
+		// One layer at the camera's size for now; simulcast comes with its signaling.
+		layers := []media.LayerConfig{{Width: f.Width, Height: f.Height, Bitrate: media.DefaultConfig.VideoBitrate, Out: d.videoTrack}}
+		if d.video, err = media.NewVideo(cam, d.openTimedEncoder, layers); err != nil {
 			return err
 		}
-		vstep := &stepTimer{name: "video encoder"}
-		d.steps = append(d.steps, vstep)
-		d.venc = timedVideoEncoder{VideoEncoder: venc, t: vstep}
-		d.video = media.NewVideo(cam, d.venc, d.videoTrack)
 	}
 	if d.board.Speaker != nil {
 		if d.playback, err = media.NewPlayback(d.board.Speaker); err != nil {
@@ -281,6 +277,19 @@ func (d *daemon) setupMedia() error {
 	return nil
 }
 
+// openTimedEncoder opens an encoder (openEncoder) whose Encode calls the watchdog's health
+// check sees.
+func (d *daemon) openTimedEncoder(cfg hal.EncoderConfig) (hal.VideoEncoder, error) {
+	enc, name, err := d.openEncoder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.encoder = name
+	step := &stepTimer{name: "video encoder"}
+	d.steps = append(d.steps, step)
+	return timedVideoEncoder{VideoEncoder: enc, t: step}, nil
+}
+
 // openEncoder opens the board's hardware encoder if it has one and it opens, else x264:
 // decided at run time (a Pi 5 has no hardware encoder) and named on the page.
 func (d *daemon) openEncoder(cfg hal.EncoderConfig) (hal.VideoEncoder, string, error) {
@@ -301,8 +310,8 @@ func (d *daemon) openEncoder(cfg hal.EncoderConfig) (hal.VideoEncoder, string, e
 // closeMedia frees the video encoder (C memory or a device) and the audio processor (C++
 // memory), after the pipelines have stopped; the Opus encoder is Go-managed.
 func (d *daemon) closeMedia() {
-	if d.venc != nil {
-		_ = d.venc.Close()
+	if d.video != nil {
+		_ = d.video.Close()
 	}
 	if d.proc != nil {
 		_ = d.proc.Close()
@@ -623,7 +632,7 @@ func (d *daemon) localTracks() []signaling.Track {
 		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.videoTrack,
 			Source: signaling.SourceCamera, Name: "camera", Width: uint32(f.Width), Height: uint32(f.Height),
 			Muted: st.CameraOff},
-			OnRTCP: d.video.HandleRTCP})
+			OnRTCP: d.video.Layer(0).HandleRTCP})
 	}
 	if d.audio != nil {
 		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.audioTrack,

@@ -37,7 +37,7 @@ func (d *daemon) webServer(addr string, sampler *telemetry.Sampler) (*webui.Serv
 	}
 	var pm webui.PreviewMedia // a board without a camera or a mic has no such track
 	if d.video != nil {
-		pm.Video, pm.OnRTCP, pm.Keyframe = d.videoTrack, d.video.HandleRTCP, d.video.RequestKeyframe
+		pm.Video, pm.OnRTCP, pm.Keyframe = d.videoTrack, d.video.Layer(0).HandleRTCP, d.video.RequestKeyframe
 	}
 	var meter func() webui.MicLevel
 	if d.audio != nil {

@@ -50,6 +50,16 @@ func (c *hookCamera) ReadFrame(ctx context.Context, f *hal.Frame) error {
 	return nil
 }
 
+// cancelAtRead is cam calling cancel after its n-th frame; reads counts the frames.
+func cancelAtRead(cam hal.Camera, n int, cancel func()) (c *hookCamera, reads *int) {
+	reads = new(int)
+	return &hookCamera{Camera: cam, hook: func(*hal.Frame) {
+		if *reads++; *reads == n {
+			cancel()
+		}
+	}}, reads
+}
+
 func simBoard(tb testing.TB, cfg sim.Config) *sim.Board {
 	tb.Helper()
 	b, err := sim.New(cfg)
@@ -58,6 +68,18 @@ func simBoard(tb testing.TB, cfg sim.Config) *sim.Board {
 	}
 	tb.Cleanup(func() { _ = b.HAL().Close() })
 	return b
+}
+
+// oneLayer is a Video of one layer at the camera's size, encoded by enc.
+func oneLayer(tb testing.TB, cam hal.Camera, enc hal.VideoEncoder, out SampleWriter) *Video {
+	tb.Helper()
+	f := cam.Format()
+	v, err := NewVideo(cam, func(hal.EncoderConfig) (hal.VideoEncoder, error) { return enc, nil },
+		[]LayerConfig{{Width: f.Width, Height: f.Height, Bitrate: 1_000_000, Out: out}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v
 }
 
 func runUntilDone(t *testing.T, run func(context.Context) error, ctx context.Context) {
@@ -87,7 +109,7 @@ func TestVideoPipeline(t *testing.T) {
 
 	cam := &hookCamera{Camera: b.Camera}
 	out := &hookWriter{}
-	v := NewVideo(cam, enc, out)
+	v := oneLayer(t, cam, enc, out)
 
 	const black = 31  // the sample sent while the camera is off
 	var seqs []uint64 // Seq of the frame captured for each sample
@@ -178,18 +200,13 @@ func TestVideoOffFromStart(t *testing.T) {
 	b := simBoard(t, sim.Config{Width: w, Height: h, Clock: sim.NewInstantClock(t0)})
 	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: w, Height: h}})
 	ctx, cancel := context.WithCancel(context.Background())
-	reads := 0
-	cam := &hookCamera{Camera: b.Camera, hook: func(*hal.Frame) {
-		if reads++; reads == 100 {
-			cancel()
-		}
-	}}
+	cam, reads := cancelAtRead(b.Camera, 100, cancel)
 	out := &hookWriter{}
-	v := NewVideo(cam, enc, out)
+	v := oneLayer(t, cam, enc, out)
 	v.SetEnabled(false)
 	runUntilDone(t, v.Run, ctx)
-	if reads < 100 || len(out.samples) != 4 { // captures 1, 31, 61, 91
-		t.Fatalf("camera off: %d frames read, %d samples written, want 4", reads, len(out.samples))
+	if *reads < 100 || len(out.samples) != 4 { // captures 1, 31, 61, 91
+		t.Fatalf("camera off: %d frames read, %d samples written, want 4", *reads, len(out.samples))
 	}
 	var stream []byte
 	for _, s := range out.samples {
@@ -214,19 +231,19 @@ func TestVideoRunStopsOnCancel(t *testing.T) {
 			cancel()
 		}
 	}}
-	runUntilDone(t, NewVideo(b.Camera, enc, out).Run, ctx)
+	runUntilDone(t, oneLayer(t, b.Camera, enc, out).Run, ctx)
 }
 
 func TestVideoRunErrors(t *testing.T) {
 	b := simBoard(t, sim.Config{Width: 320, Height: 180, Clock: sim.NewInstantClock(t0)})
 	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 320, Height: 180}})
 	boom := errors.New("boom")
-	err := NewVideo(b.Camera, enc, &hookWriter{err: boom}).Run(context.Background())
+	err := oneLayer(t, b.Camera, enc, &hookWriter{err: boom}).Run(context.Background())
 	if !errors.Is(err, boom) {
 		t.Fatalf("writer failure: %v", err)
 	}
 	_ = b.Camera.Close()
-	err = NewVideo(b.Camera, enc, &hookWriter{}).Run(context.Background())
+	err = oneLayer(t, b.Camera, enc, &hookWriter{}).Run(context.Background())
 	if !errors.Is(err, hal.ErrClosed) {
 		t.Fatalf("closed camera: %v", err)
 	}
@@ -235,7 +252,7 @@ func TestVideoRunErrors(t *testing.T) {
 func TestVideoFrameAllocs(t *testing.T) {
 	b := simBoard(t, sim.Config{Clock: sim.NewInstantClock(t0)})
 	enc := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: 640, Height: 360}})
-	v := NewVideo(b.Camera, enc, discard{})
+	v := oneLayer(t, b.Camera, enc, discard{})
 	ctx := context.Background()
 	step := func() {
 		if err := v.next(ctx); err != nil {
@@ -262,11 +279,13 @@ func TestHandleRTCP(t *testing.T) {
 		{"NACK only", []rtcp.Packet{&rtcp.TransportLayerNack{}}, false},
 		{"reports only", []rtcp.Packet{&rtcp.ReceiverReport{}, &rtcp.SenderReport{}}, false},
 	}
+	cam := &stillCamera{}
+	cam.f.Ensure(320, 180)
 	for _, tc := range tests {
-		v := NewVideo(nil, nil, nil)
-		v.keyframe.Store(false) // a new pipeline starts with a keyframe pending
-		v.HandleRTCP(tc.batch)
-		if got := v.keyframe.Load(); got != tc.want {
+		l := oneLayer(t, cam, &nopEncoder{}, discard{}).Layer(0)
+		l.keyframe.Store(false) // a new pipeline starts with a keyframe pending
+		l.HandleRTCP(tc.batch)
+		if got := l.keyframe.Load(); got != tc.want {
 			t.Errorf("%s: keyframe requested = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -279,11 +298,11 @@ func TestKeyframeRequestReachesEncoder(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &hookWriter{}
-	v := NewVideo(b.Camera, enc, out)
+	v := oneLayer(t, b.Camera, enc, out)
 	out.hook = func(i int, s media.Sample) {
 		switch i {
 		case 5:
-			v.HandleRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{}})
+			v.Layer(0).HandleRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{}})
 		case 6:
 			cancel()
 		}
@@ -527,7 +546,7 @@ func BenchmarkVideoPipelineFrame(b *testing.B) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			v := NewVideo(cam, c.enc(b, c.w, c.h), &countWriter{limit: b.N, cancel: cancel})
+			v := oneLayer(b, cam, c.enc(b, c.w, c.h), &countWriter{limit: b.N, cancel: cancel})
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu := cpuTime()

@@ -7,6 +7,7 @@ package media
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -22,57 +23,193 @@ type SampleWriter interface {
 	WriteSample(media.Sample) error
 }
 
-// Video reads a camera, encodes and writes samples.
+// MaxVideoLayers is how many layers a Video encodes at most: simulcast's f, h and q.
+const MaxVideoLayers = 3
+
+// Video reads a camera once per frame and encodes it in 1 to 3 layers (simulcast), each
+// at its own size by its own encoder into its own sample writer.
 type Video struct {
-	cam hal.Camera
-	enc hal.VideoEncoder
-	out SampleWriter
+	cam    hal.Camera
+	layers []VideoLayer
+
+	enabled atomic.Bool  // the camera: off sends black, see SetEnabled
+	divisor atomic.Int64 // encode every n-th captured frame
+
+	frame    hal.Frame
+	black    hal.Frame // sent instead of the camera's frames while the camera is off
+	off      int       // frames captured since the camera was switched off
+	captured uint64    // frames captured while the camera is on, for the divisor
+}
+
+// VideoLayer is one layer of a Video. Its controls are safe from any goroutine and take
+// effect on the next frame.
+type VideoLayer struct {
+	cfg    LayerConfig
+	enc    hal.VideoEncoder
+	scaler *Scaler // nil for a layer at the camera's size
 
 	keyframe atomic.Bool
 	bitrate  atomic.Int64 // pending SetBitrate, 0 when none
 	enabled  atomic.Bool
+	encoded  atomic.Uint64
 
-	frame hal.Frame
-	black hal.Frame // sent instead of the camera's frames while the camera is off
-	off   int       // frames captured since the camera was switched off
-	last  time.Time // capture time of the last frame sent
+	skipped bool      // the loop passed this layer by (disabled) since it last encoded it
+	last    time.Time // capture time of the last frame sent
 }
 
-// NewVideo returns an enabled video pipeline; the first frame it sends is an IDR.
-func NewVideo(cam hal.Camera, enc hal.VideoEncoder, out SampleWriter) *Video {
-	v := &Video{cam: cam, enc: enc, out: out}
+// NewVideo returns an enabled video pipeline over cam with one layer per config, largest
+// first (SimulcastLayers gives them so): a layer at the camera's size is encoded as
+// captured, each other is scaled from the nearest larger layer encoded in the same frame.
+// Each layer's encoder is opened by open (hal.Board.Encoder, OpenX264) at the layer's size
+// and bitrate and the camera's rate; the Video owns them (Close). The first frame of every
+// layer is an IDR.
+func NewVideo(cam hal.Camera, open func(hal.EncoderConfig) (hal.VideoEncoder, error), layers []LayerConfig) (*Video, error) {
+	if len(layers) < 1 || len(layers) > MaxVideoLayers {
+		return nil, fmt.Errorf("media: video: %d layers, want 1 to %d", len(layers), MaxVideoLayers)
+	}
+	f := cam.Format()
+	v := &Video{cam: cam, layers: make([]VideoLayer, len(layers))}
+	for i, c := range layers {
+		l := &v.layers[i]
+		l.cfg = c
+		switch {
+		case c.Out == nil:
+			return nil, v.fail(fmt.Errorf("media: video layer %d (%q) has no sample writer", i, c.RID))
+		case c.Width > f.Width || c.Height > f.Height || i > 0 && (c.Width > layers[i-1].Width || c.Height > layers[i-1].Height):
+			return nil, v.fail(fmt.Errorf("media: video layer %d (%q) is %dx%d: layers go from the camera's %dx%d down", i, c.RID, c.Width, c.Height, f.Width, f.Height))
+		case c.Width != f.Width || c.Height != f.Height:
+			s, err := NewScaler(c.Width, c.Height)
+			if err != nil {
+				return nil, v.fail(err)
+			}
+			l.scaler = s
+		}
+		enc, err := open(hal.EncoderConfig{Width: c.Width, Height: c.Height, FPS: f.FPS, Bitrate: c.Bitrate})
+		if err != nil {
+			return nil, v.fail(fmt.Errorf("media: video layer %d (%q): %w", i, c.RID, err))
+		}
+		l.enc = enc
+		l.enabled.Store(true)
+		l.keyframe.Store(true)
+	}
 	v.enabled.Store(true)
-	v.keyframe.Store(true)
-	return v
+	v.divisor.Store(1)
+	return v, nil
 }
 
-// RequestKeyframe makes the next frame sent an IDR.
-func (v *Video) RequestKeyframe() { v.keyframe.Store(true) }
+// fail closes the encoders opened so far and returns err.
+func (v *Video) fail(err error) error { return errors.Join(err, v.Close()) }
 
-// SetBitrate asks the encoder for bps bits per second from the next frame.
+// Close closes the layers' encoders; call it after Run has returned.
+func (v *Video) Close() error {
+	var errs []error
+	for i := range v.layers {
+		if l := &v.layers[i]; l.enc != nil {
+			errs = append(errs, l.enc.Close())
+			l.enc = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Layers is how many layers v encodes.
+func (v *Video) Layers() int { return len(v.layers) }
+
+// Layer returns layer i (0 is the largest), for its per-layer controls.
+func (v *Video) Layer(i int) *VideoLayer { return &v.layers[i] }
+
+// RequestKeyframe makes the next frame of every layer an IDR.
+func (v *Video) RequestKeyframe() {
+	for i := range v.layers {
+		v.layers[i].RequestKeyframe()
+	}
+}
+
+// SetBitrate shares bps among the layers in the proportions they were configured with
+// (all of it, with one layer), from the next frame each encodes.
 func (v *Video) SetBitrate(bps int) error {
 	if bps <= 0 {
 		return fmt.Errorf("media: video bitrate %d must be positive", bps)
 	}
-	v.bitrate.Store(int64(bps))
+	var sum int64
+	for i := range v.layers {
+		sum += int64(v.layers[i].cfg.Bitrate)
+	}
+	for i := range v.layers {
+		l := &v.layers[i]
+		share := int64(bps) / int64(len(v.layers))
+		if sum > 0 {
+			share = int64(bps) * int64(l.cfg.Bitrate) / sum
+		}
+		if err := l.SetBitrate(int(max(share, 1))); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// SetEnabled turns the camera on or off. While off, no camera frame reaches the encoder:
-// a black frame is sent instead, once a second, so receivers show black rather than the
-// last picture. The first frame after a switch either way is an IDR.
+// SetEnabled turns the camera on or off. While off, no camera frame reaches an encoder:
+// a black frame is sent on every enabled layer instead, once a second, so receivers show
+// black rather than the last picture. The first frame after a switch either way is an IDR.
 func (v *Video) SetEnabled(on bool) {
 	if v.enabled.Swap(on) != on {
-		v.keyframe.Store(true)
+		v.RequestKeyframe()
 	}
 }
 
 // Enabled reports whether the camera is on: the next frame encoded is the camera's.
 func (v *Video) Enabled() bool { return v.enabled.Load() }
 
-// Run captures, encodes and writes until ctx ends (then it returns nil) or the camera,
-// encoder or writer fails. A sample's Duration is the capture interval since the
-// previous sample sent (1/FPS for the first).
+// SetFrameRateDivisor makes the camera's frames encoded one in n (n >= 1; 1, every frame,
+// is the default), to shed CPU and bits. The encoders keep the rate they were opened at,
+// so each layer then spends about 1/n of its bitrate; raise it with SetBitrate to keep it.
+func (v *Video) SetFrameRateDivisor(n int) error {
+	if n < 1 {
+		return fmt.Errorf("media: frame rate divisor %d must be 1 or more", n)
+	}
+	v.divisor.Store(int64(n))
+	return nil
+}
+
+// Config is the layer's configuration as NewVideo was given it.
+func (l *VideoLayer) Config() LayerConfig { return l.cfg }
+
+// SetEnabled turns the layer on or off (dynacast: off while no subscriber wants it). An
+// off layer is neither scaled nor encoded; its first frame back is an IDR.
+func (l *VideoLayer) SetEnabled(on bool) { l.enabled.Store(on) }
+
+// Enabled reports whether the layer is encoded.
+func (l *VideoLayer) Enabled() bool { return l.enabled.Load() }
+
+// Encoded counts the frames encoded on this layer, for metrics.
+func (l *VideoLayer) Encoded() uint64 { return l.encoded.Load() }
+
+// RequestKeyframe makes the layer's next frame an IDR.
+func (l *VideoLayer) RequestKeyframe() { l.keyframe.Store(true) }
+
+// SetBitrate asks the layer's encoder for bps bits per second from its next frame.
+func (l *VideoLayer) SetBitrate(bps int) error {
+	if bps <= 0 {
+		return fmt.Errorf("media: video bitrate %d must be positive", bps)
+	}
+	l.bitrate.Store(int64(bps))
+	return nil
+}
+
+// HandleRTCP takes the RTCP the SFU sent about this layer's stream (its SSRC) and asks for
+// a keyframe on every Picture Loss Indication or Full Intra Request.
+func (l *VideoLayer) HandleRTCP(pkts []rtcp.Packet) {
+	for _, p := range pkts {
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			l.RequestKeyframe()
+		}
+	}
+}
+
+// Run captures, encodes and writes until ctx ends (then it returns nil) or the camera, an
+// encoder or a writer fails. A sample's Duration is the capture interval since the
+// previous sample sent on its layer (1/FPS for the first).
 func (v *Video) Run(ctx context.Context) error {
 	for {
 		if err := v.next(ctx); err != nil {
@@ -84,8 +221,10 @@ func (v *Video) Run(ctx context.Context) error {
 	}
 }
 
-// next captures one frame and encodes and writes it, or, while the camera is off, a
-// black frame once a second.
+// next captures one frame and encodes it on every enabled layer, or, while the camera is
+// off, a black frame once a second. The camera is read even when no layer is enabled (or
+// the divisor skips the frame): that keeps its capture queue drained, so the first frame
+// encoded when a layer comes back is a fresh one, not one that waited in the queue.
 func (v *Video) next(ctx context.Context) error {
 	if err := v.cam.ReadFrame(ctx, &v.frame); err != nil {
 		return err
@@ -93,27 +232,59 @@ func (v *Video) next(ctx context.Context) error {
 	src := &v.frame
 	if v.enabled.Load() {
 		v.off = 0
+		n := uint64(v.divisor.Load())
+		if v.captured++; (v.captured-1)%n != 0 {
+			return nil
+		}
 	} else {
+		v.captured = 0
 		if v.off++; (v.off-1)%max(v.cam.Format().FPS, 1) != 0 {
 			return nil
 		}
 		src = v.blackFrame()
 	}
-	if bps := v.bitrate.Swap(0); bps != 0 {
-		if err := v.enc.SetBitrate(int(bps)); err != nil {
+	for i := range v.layers {
+		l := &v.layers[i]
+		if !l.enabled.Load() {
+			l.skipped = true
+			continue
+		}
+		pic := src
+		if l.scaler != nil {
+			scaled, err := l.scaler.Scale(src)
+			if err != nil {
+				return err
+			}
+			pic = scaled
+			src = scaled // smaller layers scale from this one: less to read
+		}
+		if err := v.encode(l, pic); err != nil {
+			return fmt.Errorf("layer %d (%q): %w", i, l.cfg.RID, err)
+		}
+	}
+	return nil
+}
+
+// encode encodes pic on layer l and writes the sample.
+func (v *Video) encode(l *VideoLayer, pic *hal.Frame) error {
+	if bps := l.bitrate.Swap(0); bps != 0 {
+		if err := l.enc.SetBitrate(int(bps)); err != nil {
 			return err
 		}
 	}
-	ef, err := v.enc.Encode(src, v.keyframe.Swap(false))
+	key := l.keyframe.Swap(false) || l.skipped
+	l.skipped = false
+	ef, err := l.enc.Encode(pic, key)
 	if err != nil || len(ef.Data) == 0 {
 		return err
 	}
+	l.encoded.Add(1)
 	d := time.Second / time.Duration(max(v.cam.Format().FPS, 1))
-	if !v.last.IsZero() && v.frame.Captured.After(v.last) {
-		d = v.frame.Captured.Sub(v.last)
+	if !l.last.IsZero() && pic.Captured.After(l.last) {
+		d = pic.Captured.Sub(l.last)
 	}
-	v.last = v.frame.Captured
-	if err := v.out.WriteSample(media.Sample{Data: ef.Data, Duration: d}); err != nil {
+	l.last = pic.Captured
+	if err := l.cfg.Out.WriteSample(media.Sample{Data: ef.Data, Duration: d}); err != nil {
 		return fmt.Errorf("write sample: %w", err)
 	}
 	return nil
@@ -136,16 +307,5 @@ func (v *Video) blackFrame() *hal.Frame {
 func fill(p []byte, v byte) {
 	for i := range p {
 		p[i] = v
-	}
-}
-
-// HandleRTCP takes the RTCP the SFU sent about this video's track and asks for a
-// keyframe on every Picture Loss Indication or Full Intra Request. Safe from any goroutine.
-func (v *Video) HandleRTCP(pkts []rtcp.Packet) {
-	for _, p := range pkts {
-		switch p.(type) {
-		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-			v.RequestKeyframe()
-		}
 	}
 }

@@ -14,7 +14,7 @@ typedef struct {
 } rb_x264;
 
 static int rb_x264_open(rb_x264 *s, const char *preset, int threads, int w, int h, int fps,
-                        int keyint, int kbps, int vbv_kbit) {
+                        int keyint, int level, int kbps, int vbv_kbit) {
 	x264_param_t *p = &s->param;
 	if (x264_param_default_preset(p, preset, "zerolatency") < 0) return -1;
 	p->i_threads = threads;
@@ -27,7 +27,7 @@ static int rb_x264_open(rb_x264 *s, const char *preset, int threads, int w, int 
 	p->i_timebase_den = fps;
 	p->b_vfr_input = 0;
 	p->i_keyint_max = keyint;
-	p->i_level_idc = 31;
+	p->i_level_idc = level;
 	p->rc.i_rc_method = X264_RC_ABR;
 	p->rc.i_bitrate = kbps;
 	p->rc.i_vbv_max_bitrate = kbps;
@@ -113,8 +113,9 @@ const vbvWindow = 500 * time.Millisecond
 // ErrClosedEncoder is returned by an encoder used after Close.
 var ErrClosedEncoder = errors.New("media: encoder closed")
 
-// X264 is a software H.264 encoder (libx264): constrained baseline, level 3.1, tuned for
-// zero latency (no B-frames, no lookahead), Annex-B with SPS and PPS before every IDR.
+// X264 is a software H.264 encoder (libx264): constrained baseline at the level its picture
+// size and rate need (H264Level: 3.0 for 360p30, 3.1 for 720p30 like the 42e01f the SFU
+// negotiates, 4.0 for 1080p30), tuned for zero latency (no B-frames, no lookahead), Annex-B with SPS and PPS before every IDR.
 // It is not safe for concurrent use; the Video pipeline serialises calls.
 type X264 struct {
 	c    *C.rb_x264
@@ -151,11 +152,17 @@ func NewX264(cfg X264Config) (*X264, error) {
 	defer C.free(unsafe.Pointer(preset))
 	kbps, vbv := rateParams(cfg.Bitrate)
 	if rc := C.rb_x264_open(c, preset, C.int(cfg.Threads), C.int(cfg.Width), C.int(cfg.Height),
-		C.int(cfg.FPS), C.int(cfg.KeyInterval), kbps, vbv); rc != 0 {
+		C.int(cfg.FPS), C.int(cfg.KeyInterval), C.int(H264Level(cfg.Width, cfg.Height, cfg.FPS)), kbps, vbv); rc != 0 {
 		C.rb_x264_close(c)
 		return nil, fmt.Errorf("media: x264: cannot open %dx%d@%d preset %q (step %d)", cfg.Width, cfg.Height, cfg.FPS, cfg.Preset, -rc)
 	}
 	return &X264{c: c, w: cfg.Width, h: cfg.Height, buf: make([]byte, 0, cfg.Width*cfg.Height)}, nil
+}
+
+// OpenX264 opens an x264 encoder with the default preset and threads: the encoder factory
+// NewVideo takes, when the board has no hardware encoder.
+func OpenX264(cfg hal.EncoderConfig) (hal.VideoEncoder, error) {
+	return NewX264(X264Config{EncoderConfig: cfg})
 }
 
 func rateParams(bps int) (kbps, vbvKbit C.int) {
@@ -171,17 +178,14 @@ func (e *X264) Encode(f *hal.Frame, forceKey bool) (hal.EncodedFrame, error) {
 	if f.Width != e.w || f.Height != e.h {
 		return hal.EncodedFrame{}, fmt.Errorf("media: x264: frame is %dx%d, encoder %dx%d", f.Width, f.Height, e.w, e.h)
 	}
-	cw, ch := (f.Width+1)/2, (f.Height+1)/2
-	if f.StrideY < f.Width || f.StrideUV < cw || len(f.Y) < f.StrideY*(f.Height-1)+f.Width ||
-		len(f.U) < f.StrideUV*(ch-1)+cw || len(f.V) < f.StrideUV*(ch-1)+cw {
+	if !planesFit(f) {
 		return hal.EncodedFrame{}, fmt.Errorf("media: x264: frame planes are too small for %dx%d", f.Width, f.Height)
 	}
 	idr := C.int(0)
 	if forceKey {
 		idr = 1
 	}
-	n := C.rb_x264_encode(e.c, (*C.uint8_t)(unsafe.Pointer(&f.Y[0])), (*C.uint8_t)(unsafe.Pointer(&f.U[0])),
-		(*C.uint8_t)(unsafe.Pointer(&f.V[0])), C.int(f.StrideY), C.int(f.StrideUV), C.int64_t(e.pts), idr)
+	n := C.rb_x264_encode(e.c, cbytes(f.Y), cbytes(f.U), cbytes(f.V), C.int(f.StrideY), C.int(f.StrideUV), C.int64_t(e.pts), idr)
 	e.pts++
 	if n < 0 {
 		return hal.EncodedFrame{}, fmt.Errorf("media: x264: encode failed (%d)", int(n))

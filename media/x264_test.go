@@ -109,8 +109,8 @@ func testX264Keyframes(t *testing.T, frames []*hal.Frame, threads int) {
 			}
 			spsNAL := nalUnits(ef.Data)[sps]
 			profile, constraints, level := spsNAL[1], spsNAL[2], spsNAL[3]
-			if profile != 66 || constraints&0x40 == 0 || level != 31 {
-				t.Fatalf("SPS profile_idc %d constraint flags %#x level_idc %d, want 66, set1 (0x40), 31", profile, constraints, level)
+			if profile != 66 || constraints&0x40 == 0 || level != 30 {
+				t.Fatalf("SPS profile_idc %d constraint flags %#x level_idc %d, want 66, set1 (0x40), 30 (640x360@30)", profile, constraints, level)
 			}
 		} else if indexOf(types, 1) < 0 {
 			t.Fatalf("frame %d: no slice in NAL types %v", i, types)
@@ -120,6 +120,26 @@ func testX264Keyframes(t *testing.T, frames []*hal.Frame, threads int) {
 	// the interval).
 	if fmt.Sprint(keyAt) != "[0 30 45]" {
 		t.Fatalf("IDRs at frames %v, want [0 30 45]", keyAt)
+	}
+}
+
+// The SPS's level follows the picture size and rate (H264Level), and the size is the
+// configured one, as an independent decoder reads it.
+func TestX264Level(t *testing.T) {
+	for _, c := range []struct{ w, h, fps, level int }{{320, 180, 30, 13}, {640, 360, 30, 30}, {1280, 720, 30, 31}, {1920, 1080, 30, 40}, {1280, 720, 60, 32}} {
+		t.Run(fmt.Sprintf("%dx%d@%d", c.w, c.h, c.fps), func(t *testing.T) {
+			e := newX264(t, X264Config{EncoderConfig: hal.EncoderConfig{Width: c.w, Height: c.h, FPS: c.fps}})
+			var f hal.Frame
+			f.Ensure(c.w, c.h)
+			ef, err := e.Encode(&f, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sps := spsOf(t, ef.Data)
+			if sps.Level != c.level || sps.Width != c.w || sps.Height != c.h {
+				t.Fatalf("SPS says %+v, want %dx%d level %d", sps, c.w, c.h, c.level)
+			}
+		})
 	}
 }
 
@@ -281,3 +301,13 @@ func benchmarkX264(b *testing.B, w, h, bps int) {
 
 func BenchmarkX264Encode720p(b *testing.B) { benchmarkX264(b, 1280, 720, 1_500_000) }
 func BenchmarkX264Encode360p(b *testing.B) { benchmarkX264(b, 640, 360, 500_000) }
+
+// spsOf is what ffprobe reads from the SPS of an access unit (or a stream starting with one).
+func spsOf(t *testing.T, au []byte) ffmpegtest.Stream {
+	t.Helper()
+	s, err := ffmpegtest.Probe(au)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -17,7 +17,7 @@ ROOMBOX_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 	--exclude=/bin/ --exclude=/.cache/ --exclude=/.run/ --exclude=/artifacts/ \
 	--exclude=node_modules/
 ROOMBOX_LICENSE = Proprietary
-ROOMBOX_DEPENDENCIES = host-pkgconf opus opusfile x264 alsa-lib webrtc-audio-processing-0-3
+ROOMBOX_DEPENDENCIES = host-pkgconf opus opusfile x264 libyuv alsa-lib webrtc-audio-processing-0-3
 ROOMBOX_GOMOD = roombox
 ROOMBOX_BUILD_TARGETS = cmd/roombox
 ROOMBOX_LDFLAGS = -X main.version=$(ROOMBOX_VERSION)
