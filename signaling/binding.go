@@ -34,7 +34,7 @@ type binding struct {
 	pt    webrtc.PayloadType
 	ext   [numExtensions]uint8 // negotiated ids, 0 where not negotiated
 	write webrtc.TrackLocalWriter
-	mid   string // the transceiver's media id, where a simulcast layer needs it
+	mid   []byte // the transceiver's media id, where a simulcast layer needs it
 	acked bool   // the SFU has reported on this SSRC: MID and RID are no longer needed
 }
 
