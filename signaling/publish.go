@@ -100,10 +100,7 @@ func (s *Session) addTrack(ctx context.Context, lt LocalTrack) (*livekit.TrackIn
 		return nil, err
 	}
 	select {
-	case info := <-ch:
-		s.mu.Lock()
-		s.published[cid] = info
-		s.mu.Unlock()
+	case info := <-ch: // the handler recorded it in s.published
 		return info, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("signaling: publishing %s: %w", lt.Source, ctx.Err())
