@@ -76,11 +76,12 @@ func (b *bwe) stats() map[string]any {
 // before NACK, so a retransmission gets a number of its own and counts as sent).
 //
 // The pacer is gcc's NoOpPacer: packets leave as they are written, and the estimate's user
-// (the encoders' bitrates) keeps the rate under it. gcc's LeakyBucketPacer queues without
-// bound at 1.5 times the estimate: from its 1 Mbit/s start, three layers at 2.2 Mbit/s
-// queue up faster than it drains, and as gcc times a packet when the pacer releases it, the
-// delay it adds is invisible to the estimate (measured in bwe_test.go,
-// TestLeakyBucketPacerQueues). It also copies each packet and runs a 5 ms ticker.
+// (the encoders' bitrates) keeps the rate under it. gcc's LeakyBucketPacer sends at most
+// 1.5 times the estimate from an unbounded queue: from its 1 Mbit/s start, one second of the
+// three layers' 2.2 Mbit/s takes 1.17 s to leave it (bwe_test.go, TestLeakyBucketPacerQueues),
+// so the queue, and the picture's delay, grow by ~0.17 s every second until the estimate
+// catches up; and as gcc times a packet when the pacer releases it, that delay is invisible
+// to the estimate. It also copies every packet and runs a 5 ms ticker.
 func (b *bwe) register(m *webrtc.MediaEngine, reg *interceptor.Registry, bw Bandwidth) error {
 	bw = bw.withDefaults()
 	f, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {

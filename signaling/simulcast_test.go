@@ -178,7 +178,7 @@ func TestSimulcastThreeLayersThroughServer(t *testing.T) {
 func TestDynacastLayersWanted(t *testing.T) {
 	srv := lktest.Start(t)
 	cam := startCamera(t, srv.URL, "box", testLayers...)
-	waitEvent[signaling.Joined](t, cam.box, 20*time.Second)
+	_, joined := waitEvent[signaling.Joined](t, cam.box, 20*time.Second)
 	sid := cam.room.State().Published[signaling.SourceCamera]
 
 	// wanted waits for a LayersWanted of the camera saying exactly w.
@@ -228,6 +228,10 @@ func TestDynacastLayersWanted(t *testing.T) {
 	if got := cam.room.State().Published[signaling.SourceCamera]; got != sid {
 		t.Fatalf("camera published as %q, want %q", got, sid)
 	}
+	mu.Lock()
+	t.Logf("every LayersWanted (joined at %s, subscriber's track at %s): %v", joined.Format("15:04:05.000"),
+		start.Format("15:04:05.000"), seen)
+	mu.Unlock()
 }
 
 func equalWanted(a, b map[signaling.VideoQuality]bool) bool {
@@ -261,24 +265,27 @@ func fmtWanted(w map[signaling.VideoQuality]bool) string {
 // TestCongestionControlFeedback (issue 13): the box's video packets carry transport-wide
 // sequence numbers, livekit-server answers them with transport-wide CC feedback (it sends
 // no REMB, and no feedback for packets without the extension), and the gcc estimate moves
-// off its start from that feedback: up, on an unimpaired loopback.
+// off its start from that feedback: up, on an unimpaired loopback, to 1.5 Mbit/s (the
+// three layers send about 2.2 Mbit/s; unloaded, gcc passes 2 Mbit/s in about 8 s).
 func TestCongestionControlFeedback(t *testing.T) {
 	srv := lktest.Start(t)
 	cam := startCamera(t, srv.URL, "box", testLayers...)
 	waitEvent[signaling.Joined](t, cam.box, 20*time.Second)
 	const start = 1_000_000 // Bandwidth's default
+	const target = 3 * start / 2
 	if got := cam.room.TargetBitrate(); got != start {
 		t.Errorf("estimate before feedback %d, want the start, %d", got, start)
 	}
 	testwait.For(t, "transport-wide CC feedback", 20*time.Second, func() bool { return cam.twccPkts.Load() > 0 })
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(60 * time.Second)
+	t0 := time.Now()
 	var changes []int
 	for {
 		select {
 		case bps := <-cam.bitrates:
 			changes = append(changes, bps)
-			if bps > start {
-				t.Logf("estimate %d bit/s after %d changes (%v); %d feedback packets on %d packets; gcc %v", bps, len(changes),
+			if bps > target {
+				t.Logf("after %v: estimate %d bit/s after %d changes (%v); %d feedback packets on %d packets; gcc %v", time.Since(t0), bps, len(changes),
 					changes, cam.twcc.Load(), cam.twccPkts.Load(), cam.room.Session().BandwidthStats())
 				if got := cam.room.TargetBitrate(); got < start {
 					t.Errorf("TargetBitrate %d after OnTargetBitrateChange %d", got, bps)
@@ -286,8 +293,8 @@ func TestCongestionControlFeedback(t *testing.T) {
 				return
 			}
 		case <-deadline:
-			t.Fatalf("the estimate did not rise above %d within 30 s: changes %v, %d feedback packets on %d packets; gcc %v",
-				start, changes, cam.twcc.Load(), cam.twccPkts.Load(), cam.room.Session().BandwidthStats())
+			t.Fatalf("the estimate did not reach %d within 60 s: changes %v, %d feedback packets on %d packets; gcc %v",
+				target, changes, cam.twcc.Load(), cam.twccPkts.Load(), cam.room.Session().BandwidthStats())
 		}
 	}
 }
