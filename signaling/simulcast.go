@@ -278,13 +278,13 @@ func (l *LayerTrack) handleRTCP(pkts []rtcp.Packet) {
 	}
 }
 
-// stamping reports whether packets to ssrc still carry MID and RID (tests).
-func (l *LayerTrack) stamping(ssrc uint32) bool {
+// stamping reports whether the layer's packets still carry MID and RID on a connection.
+func (l *LayerTrack) stamping() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, b := range l.bindings {
-		if b.ssrc == ssrc {
-			return l.rid != "" && !b.acked
+		if l.rid != "" && !b.acked {
+			return true
 		}
 	}
 	return false

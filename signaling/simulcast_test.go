@@ -170,6 +170,10 @@ func TestSimulcastThreeLayersThroughServer(t *testing.T) {
 		from = at + 1
 	}
 	t.Logf("PLIs and FIRs per layer (low, medium, high): %d %d %d", cam.plis[0].Load(), cam.plis[1].Load(), cam.plis[2].Load())
+	// The server has reported on every layer's SSRC, so the layers stopped sending MID and RID.
+	for _, l := range cam.video.Layers() {
+		testwait.For(t, "a receiver report on the "+l.Quality().String()+" layer", 10*time.Second, func() bool { return !l.Stamping() })
+	}
 }
 
 // TestDynacastLayersWanted (issue 13): the server tells the publisher which layers anyone
