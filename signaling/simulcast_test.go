@@ -302,3 +302,30 @@ func TestCongestionControlFeedback(t *testing.T) {
 		}
 	}
 }
+
+// TestVideoTrackOneLayerIsPlain: a VideoTrack of one layer is today's plain camera track (no
+// rid, one HIGH layer); the server and a subscriber see it so, and its PLIs reach it.
+func TestVideoTrackOneLayerIsPlain(t *testing.T) {
+	srv := lktest.Start(t)
+	cam := startCamera(t, srv.URL, "box", signaling.VideoLayer{Width: 640, Height: 360, Bitrate: 500_000})
+	waitEvent[signaling.Joined](t, cam.box, 20*time.Second)
+	probe := lkprobetest.Start(t, srv.URL, lktest.Token(t, testRoom, "lkprobe"), "-participant", "box")
+	track, _ := probe.Wait(t, "the box's camera track", 20*time.Second, 0, func(l lkprobetest.Line) bool {
+		return l.Event == "track" && l.Kind == "video"
+	})
+	t.Logf("server: track %dx%d simulcast=%v layers %+v", track.Width, track.Height, track.Simulcast, track.Layers)
+	if track.Simulcast || len(track.Layers) != 1 || track.Layers[0].Quality != "HIGH" || track.Layers[0].Width != 640 {
+		t.Fatalf("one layer: simulcast=%v layers %+v, want one HIGH 640x360 layer", track.Simulcast, track.Layers)
+	}
+	_, at := probe.Wait(t, "a second of 640x360", 20*time.Second, 0, func(l lkprobetest.Line) bool {
+		return l.Event == "stats" && l.SID == track.SID && l.Frames > 0 && l.Width == 640 && l.Height == 360
+	})
+	before := cam.plis[signaling.QualityHigh].Load()
+	probe.Send(t, "pli")
+	probe.Wait(t, "the IDR answering the PLI", 10*time.Second, at, func(l lkprobetest.Line) bool {
+		return l.Event == "keyframe" && l.PLI == 1
+	})
+	if cam.plis[signaling.QualityHigh].Load() == before {
+		t.Fatalf("the PLI was answered without reaching the layer's callback")
+	}
+}
