@@ -3,13 +3,11 @@ package signaling
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 )
@@ -27,18 +25,11 @@ import (
 type AudioTrack struct {
 	id, streamID string
 
-	mu       sync.Mutex
-	bindings []audioBinding
-	hdr      rtp.Header // reused for every packet
-	level    [1]byte    // the extension's payload
-}
-
-type audioBinding struct {
-	id      string // the TrackLocalContext's
-	ssrc    uint32
-	pt      webrtc.PayloadType
-	levelID uint8 // negotiated extension id, 0 when not negotiated
-	write   webrtc.TrackLocalWriter
+	mu        sync.Mutex
+	bindings  bindings
+	hdr       rtp.Header // reused for every packet
+	level     [1]byte    // the extension's payload
+	withLevel bool       // the packet being written carries level
 }
 
 var _ webrtc.TrackLocal = (*AudioTrack)(nil)
@@ -56,39 +47,17 @@ func NewAudioTrack(id, streamID string) *AudioTrack {
 
 // Bind takes the connection's Opus payload type and audio-level extension id.
 func (t *AudioTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	var codec *webrtc.RTPCodecParameters
-	for _, c := range ctx.CodecParameters() {
-		if c.MimeType == webrtc.MimeTypeOpus {
-			codec = &c
-			break
-		}
-	}
-	if codec == nil {
-		return webrtc.RTPCodecParameters{}, fmt.Errorf("signaling: audio track: %w", webrtc.ErrUnsupportedCodec)
-	}
-	b := audioBinding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), pt: codec.PayloadType, write: ctx.WriteStream()}
-	for _, e := range ctx.HeaderExtensions() {
-		if e.URI == sdp.AudioLevelURI {
-			b.levelID = uint8(e.ID)
-		}
-	}
 	t.mu.Lock()
-	t.bindings = append(t.bindings, b)
-	t.mu.Unlock()
-	return *codec, nil
+	defer t.mu.Unlock()
+	codec, _, err := t.bindings.bind(ctx, webrtc.MimeTypeOpus)
+	return codec, err
 }
 
 // Unbind forgets the connection.
 func (t *AudioTrack) Unbind(ctx webrtc.TrackLocalContext) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i, b := range t.bindings {
-		if b.id == ctx.ID() {
-			t.bindings = append(t.bindings[:i], t.bindings[i+1:]...)
-			return nil
-		}
-	}
-	return webrtc.ErrUnbindFailed
+	return t.bindings.unbind(ctx)
 }
 
 func (t *AudioTrack) ID() string                { return t.id }
@@ -106,6 +75,14 @@ func (t *AudioTrack) WriteLevelSample(s media.Sample, level uint8, voice bool) e
 	return t.write(s, &ext)
 }
 
+// writeExtensions sets the audio level on the packet being written (extensionWriter).
+func (t *AudioTrack) writeExtensions(b *binding, h *rtp.Header) error {
+	if !t.withLevel {
+		return nil
+	}
+	return b.setExtension(h, extAudioLevel, t.level[:])
+}
+
 // write sends one Opus frame to every binding. Frames the encoder's DTX left unsent
 // (s.PrevDroppedPackets) advance the timestamp, not the sequence number; the first packet
 // after them starts a talkspurt (marker bit, RFC 7587).
@@ -121,20 +98,9 @@ func (t *AudioTrack) write(s media.Sample, ext *rtp.AudioLevelExtension) error {
 			return fmt.Errorf("signaling: audio track: %w", err)
 		}
 	}
-	var errs []error
-	for _, b := range t.bindings {
-		h.SSRC, h.PayloadType = b.ssrc, uint8(b.pt)
-		h.Extension, h.Extensions = false, h.Extensions[:0]
-		if ext != nil && b.levelID != 0 {
-			if err := h.SetExtension(b.levelID, t.level[:]); err != nil {
-				return fmt.Errorf("signaling: audio track: extension id %d: %w", b.levelID, err)
-			}
-		}
-		if _, err := b.write.WriteRTP(h, s.Data); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	t.withLevel = ext != nil
+	err := t.bindings.writeRTP(h, s.Data, t)
 	h.SequenceNumber++
 	h.Timestamp += samples
-	return errors.Join(errs...)
+	return err
 }

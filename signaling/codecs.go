@@ -57,13 +57,18 @@ func (h *statsHolder) get(ssrc uint32) *stats.Stats {
 // sends, so the server cannot pick another profile; the subscriber also accepts what
 // browsers commonly publish. The interceptors are pion's defaults, with the stats
 // interceptor registered here so its per-stream sender statistics can be read (pion's
-// GetStats reports receivers only).
-func newAPI(serverURL string, subscriber bool, st *statsHolder) (*webrtc.API, error) {
+// GetStats reports receivers only), and, with est (the publisher), congestion control.
+func newAPI(serverURL string, subscriber bool, st *statsHolder, est *bwe, bw Bandwidth) (*webrtc.API, error) {
 	m, err := mediaEngine(subscriber)
 	if err != nil {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
+	if est != nil { // the publisher: congestion control first, so it is innermost (bwe.go)
+		if err := est.register(m, reg, bw); err != nil {
+			return nil, err
+		}
+	}
 	statsFactory, err := stats.NewInterceptor()
 	if err != nil {
 		return nil, fmt.Errorf("signaling: stats interceptor: %w", err)

@@ -117,8 +117,13 @@ func (s *Session) handle(msg *livekit.SignalResponse) {
 	case *livekit.SignalResponse_Update:
 		s.onParticipants(m.Update.GetParticipants())
 	case *livekit.SignalResponse_TrackPublished:
+		// Recorded here, in order with the messages after it (a SubscribedQualityUpdate
+		// for the track can follow at once).
 		s.mu.Lock()
 		ch := s.pendingAdd[m.TrackPublished.GetCid()]
+		if ch != nil {
+			s.published[m.TrackPublished.GetCid()] = m.TrackPublished.GetTrack()
+		}
 		s.mu.Unlock()
 		if ch != nil {
 			select {
@@ -159,6 +164,8 @@ func (s *Session) handle(msg *livekit.SignalResponse) {
 			q = append(q, Quality{SID: v.GetParticipantSid(), Quality: strings.ToLower(v.GetQuality().String()), Score: v.GetScore()})
 		}
 		s.emit(ConnectionQuality{Updates: q})
+	case *livekit.SignalResponse_SubscribedQualityUpdate:
+		s.onSubscribedQuality(m.SubscribedQualityUpdate)
 	case *livekit.SignalResponse_RoomUpdate:
 		s.emit(RoomMetadata{Room: roomInfo(m.RoomUpdate.GetRoom())})
 	case *livekit.SignalResponse_RequestResponse:

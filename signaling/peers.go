@@ -73,11 +73,11 @@ func iceConfig(servers []*livekit.ICEServer, cc *livekit.ClientConfiguration) we
 func (s *Session) setupPeers(servers []*livekit.ICEServer) error {
 	cfg := iceConfig(servers, s.join.GetClientConfiguration())
 	for _, subscriber := range []bool{false, true} {
-		st := &s.pubStats
+		st, est := &s.pubStats, s.bwe
 		if subscriber {
-			st = &statsHolder{} // receive statistics are not reported yet
+			st, est = &statsHolder{}, nil // receive statistics are not reported yet; nothing is sent
 		}
-		api, err := newAPI(s.serverURL, subscriber, st)
+		api, err := newAPI(s.serverURL, subscriber, st, est, s.opts.Bandwidth)
 		if err != nil {
 			return err
 		}

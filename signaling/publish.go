@@ -21,17 +21,16 @@ func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Publicat
 		if err != nil {
 			return nil, err
 		}
-		tr, err := s.pub.AddTransceiverFromTrack(lt.Track,
-			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		tr, err := s.addTransceiver(lt)
 		if err != nil {
 			return nil, fmt.Errorf("signaling: add %s track: %w", lt.Source, err)
 		}
 		if enc := tr.Sender().GetParameters().Encodings; len(enc) > 0 {
 			s.mu.Lock()
-			s.ssrcs[lt.Track.ID()] = uint32(enc[0].SSRC)
+			s.ssrcs[lt.id()] = uint32(enc[len(enc)-1].SSRC) // a simulcast track's largest layer
 			s.mu.Unlock()
 		}
-		pubs = append(pubs, Publication{Track: trackInfo(info), Sender: tr.Sender()})
+		pubs = append(pubs, Publication{Track: trackInfo(info), Sender: tr.Sender(), Video: lt.Video})
 	}
 	if err := s.offerPublisher(ctx, nil); err != nil {
 		return nil, err
@@ -39,14 +38,49 @@ func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Publicat
 	return pubs, nil
 }
 
+// addTransceiver adds lt's sender: one encoding, or one per simulcast layer (lowest first,
+// the order of the SDP's rids), each layer told its encoding's SSRC and transceiver.
+func (s *Session) addTransceiver(lt LocalTrack) (*webrtc.RTPTransceiver, error) {
+	init := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}
+	if lt.Video == nil {
+		return s.pub.AddTransceiverFromTrack(lt.Track, init)
+	}
+	layers := lt.Video.layers
+	tr, err := s.pub.AddTransceiverFromTrack(layers[0], init)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range layers[1:] {
+		if err := tr.Sender().AddEncoding(l); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", l.rid, err)
+		}
+	}
+	for _, enc := range tr.Sender().GetParameters().Encodings {
+		for _, l := range layers {
+			if l.rid == enc.RID {
+				l.attach(uint32(enc.SSRC), tr)
+			}
+		}
+	}
+	return tr, nil
+}
+
 func (s *Session) addTrack(ctx context.Context, lt LocalTrack) (*livekit.TrackInfo, error) {
-	cid := lt.Track.ID()
+	cid := lt.id()
 	req := &livekit.AddTrackRequest{
 		Cid: cid, Name: lt.Name, Type: livekit.TrackType_AUDIO, Source: lt.Source.proto(), Muted: lt.Muted,
 		Width: lt.Width, Height: lt.Height,
 	}
-	switch lt.Track.Kind() {
-	case webrtc.RTPCodecTypeVideo:
+	switch {
+	case lt.Video != nil:
+		// As LiveKit's Go SDK announces simulcast (localparticipant.go): the track's size is
+		// the largest layer's, the layers lowest first, again in the one simulcast codec.
+		top := lt.Video.top().layer
+		layers := lt.Video.protoLayers()
+		req.Type, req.Width, req.Height, req.Layers = livekit.TrackType_VIDEO, top.Width, top.Height, layers
+		req.SimulcastCodecs = []*livekit.SimulcastCodec{{Codec: "h264", Cid: cid, Layers: layers,
+			VideoLayerMode: livekit.VideoLayer_ONE_SPATIAL_LAYER_PER_STREAM}}
+	case lt.Track.Kind() == webrtc.RTPCodecTypeVideo:
 		req.Type = livekit.TrackType_VIDEO
 		req.Layers = []*livekit.VideoLayer{{Quality: livekit.VideoQuality_HIGH, Width: lt.Width, Height: lt.Height}}
 		req.SimulcastCodecs = []*livekit.SimulcastCodec{{Codec: "h264", Cid: cid}}
@@ -66,10 +100,7 @@ func (s *Session) addTrack(ctx context.Context, lt LocalTrack) (*livekit.TrackIn
 		return nil, err
 	}
 	select {
-	case info := <-ch:
-		s.mu.Lock()
-		s.published[cid] = info
-		s.mu.Unlock()
+	case info := <-ch: // the handler recorded it in s.published
 		return info, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("signaling: publishing %s: %w", lt.Source, ctx.Err())

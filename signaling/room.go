@@ -58,6 +58,10 @@ type RoomOptions struct {
 	// SubscribeAudio subscribes to every remote audio track as it is published (the box
 	// plays the room); video is subscribed to explicitly.
 	SubscribeAudio bool
+	// OnTargetBitrateChange receives each new bandwidth estimate of the current session
+	// (bits per second; each session starts again from Session.Bandwidth.Start), in order;
+	// it must not block.
+	OnTargetBitrateChange func(bps int)
 	// Backoff is the wait before rejoin attempt n (1-based); default Backoff.
 	Backoff func(n int) time.Duration
 	// Session tunes each session (timeouts, test transports); its callbacks are set by
@@ -267,6 +271,15 @@ func (r *Room) State() RoomState {
 	return st
 }
 
+// TargetBitrate is the current session's bandwidth estimate in bits per second (what the
+// box may send in all), 0 between sessions.
+func (r *Room) TargetBitrate() int {
+	if sess := r.Session(); sess != nil {
+		return sess.TargetBitrate()
+	}
+	return 0
+}
+
 // Session returns the current session, or nil between sessions.
 func (r *Room) Session() *Session {
 	r.mu.Lock()
@@ -362,6 +375,7 @@ func (r *Room) session(ctx context.Context, token string) error {
 	so.OnData = r.data.Handle
 	so.Data = r.data
 	so.OnEvent = r.onEvent
+	so.OnTargetBitrateChange = r.opts.OnTargetBitrateChange
 	sess, err := Connect(ctx, r.opts.URL, token, so)
 	if err != nil {
 		return err
@@ -392,21 +406,13 @@ func (r *Room) session(ctx context.Context, token string) error {
 		return err
 	}
 	for i, p := range pubs {
-		onRTCP := tracks[i].OnRTCP
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Reading RTCP also drives pion's interceptors (NACK, reports).
-			for {
-				pkts, _, err := p.Sender.ReadRTCP()
-				if err != nil {
-					return
-				}
-				if onRTCP != nil {
-					onRTCP(pkts)
-				}
-			}
-		}()
+		for _, read := range p.RTCPReaders(tracks[i].OnRTCP) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				read()
+			}()
+		}
 	}
 	r.mu.Lock()
 	for i, p := range pubs {

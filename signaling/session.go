@@ -56,6 +56,11 @@ type Options struct {
 	// ResumeTimeout bounds a resume, from the loss until the media connections are back
 	// (default 15 s: livekit-server keeps a participant about 20 s after its signal drops).
 	ResumeTimeout time.Duration
+	// Bandwidth bounds the publisher's bandwidth estimate (bwe.go).
+	Bandwidth Bandwidth
+	// OnTargetBitrateChange receives each new bandwidth estimate (bits per second), in
+	// order, on a session goroutine; it must not block. TargetBitrate reads it at any time.
+	OnTargetBitrateChange func(bps int)
 	// ResumeBackoff is the wait before resume attempt n (0-based); default LiveKit's
 	// client policy but for a first wait of 200 ms (200 ms, 300 ms, 1.2 s, 2.7 s, 4.8 s,
 	// then 7 s; resume.go says why).
@@ -72,7 +77,10 @@ type DataResumer interface {
 
 // LocalTrack is a track to publish: the pion track plus what the room is told about it.
 type LocalTrack struct {
-	Track  webrtc.TrackLocal // its ID() is the client track id (cid) the server matches; its Kind the type
+	Track webrtc.TrackLocal // its ID() is the client track id (cid) the server matches; its Kind the type
+	// Video, instead of Track, is a camera sent as simulcast layers; the track's size is its
+	// largest layer's, and Width and Height are ignored.
+	Video  *VideoTrack
 	Source Source
 	Name   string
 	Width  uint32 // video only
@@ -80,10 +88,19 @@ type LocalTrack struct {
 	Muted  bool // publish already muted (mute survives rejoins)
 }
 
+// id is the client track id.
+func (lt LocalTrack) id() string {
+	if lt.Video != nil {
+		return lt.Video.ID()
+	}
+	return lt.Track.ID()
+}
+
 // Publication is a published local track.
 type Publication struct {
 	Track  TrackInfo
 	Sender *webrtc.RTPSender
+	Video  *VideoTrack // the simulcast track published, if it was one
 }
 
 // RemoteTrack is a remote participant's media arriving on the subscriber connection.
@@ -107,7 +124,8 @@ func (r *RemoteTrack) RequestKeyframe() error {
 // with a new Session.
 //
 // Goroutines: run (the receive loop, which dispatches every server message in order and
-// resumes) and, beside it in wg, the pinger and each resume's finisher; run waits for them.
+// resumes) and, beside it in wg, the pinger, the bitrate notifier and each resume's
+// finisher; run waits for them.
 // Files by concern: session.go (connection, receive loop, requests), resume.go, pinger.go,
 // peers.go (peer connections and their ICE state), publish.go, subscribe.go, handler.go
 // (server messages, events).
@@ -122,6 +140,7 @@ type Session struct {
 	reliable  *webrtc.DataChannel
 	lossy     *webrtc.DataChannel
 	pubStats  statsHolder
+	bwe       *bwe          // the publisher's bandwidth estimate
 	pubUp     chan struct{} // closed when the publisher connection first connects
 	pubUpOnce sync.Once
 
@@ -212,6 +231,7 @@ func Connect(ctx context.Context, serverURL, token string, opts Options) (*Sessi
 		join:      join,
 		done:      make(chan struct{}),
 		pubUp:     make(chan struct{}),
+		bwe:       newBWE(),
 		sig:       signalState{t: t, token: token, lastRecv: time.Now(), changed: make(chan struct{})},
 		roomState: roomState{
 			participants: map[string]*livekit.ParticipantInfo{},
@@ -234,6 +254,10 @@ func Connect(ctx context.Context, serverURL, token string, opts Options) (*Sessi
 	}
 	s.wg.Add(1)
 	go s.pinger()
+	if opts.OnTargetBitrateChange != nil {
+		s.wg.Add(1)
+		go s.notifyBitrate()
+	}
 	go s.run()
 	s.log.Info("joined room", "room", join.GetRoom().GetName(), "sid", join.GetParticipant().GetSid(),
 		"identity", join.GetParticipant().GetIdentity(), "server", join.GetServerInfo().GetVersion())
