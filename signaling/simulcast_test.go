@@ -10,7 +10,6 @@ import (
 
 	"github.com/pion/rtcp"
 
-	"roombox/hal"
 	"roombox/hal/sim"
 	"roombox/internal/testkit/lkprobetest"
 	"roombox/internal/testkit/lktest"
@@ -48,20 +47,27 @@ func startCamera(t *testing.T, url, identity string, layers ...signaling.VideoLa
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	defer t.Cleanup(c.stop) // registered last, so it runs before the encoders close
-	for _, l := range vt.Layers() {
+	// One camera at the largest layer's size, through media.Video's layers (largest first),
+	// each written to its LayerTrack.
+	tracks := slices.Clone(vt.Layers())
+	slices.Reverse(tracks)
+	top := tracks[0].Layer()
+	board, err := sim.New(sim.Config{Width: int(top.Width), Height: int(top.Height), FPS: 15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgs := make([]media.LayerConfig, len(tracks))
+	for i, l := range tracks {
 		size := l.Layer()
-		board, err := sim.New(sim.Config{Width: int(size.Width), Height: int(size.Height), FPS: 15})
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc, err := media.NewX264(media.X264Config{EncoderConfig: hal.EncoderConfig{
-			Width: int(size.Width), Height: int(size.Height), FPS: 15, Bitrate: int(size.Bitrate)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = enc.Close() })
-		v := media.NewVideo(board.Camera, enc, l)
-		plis := &c.plis[l.Quality()]
+		cfgs[i] = media.LayerConfig{RID: l.RID(), Width: int(size.Width), Height: int(size.Height), Bitrate: int(size.Bitrate), Out: l}
+	}
+	v, err := media.NewVideo(board.Camera, media.OpenX264, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	for i, l := range tracks {
+		plis, layer := &c.plis[l.Quality()], v.Layer(i)
 		l.OnRTCP(func(pkts []rtcp.Packet) {
 			for _, p := range pkts {
 				switch p.(type) {
@@ -69,11 +75,11 @@ func startCamera(t *testing.T, url, identity string, layers ...signaling.VideoLa
 					plis.Add(1)
 				}
 			}
-			v.HandleRTCP(pkts)
+			layer.HandleRTCP(pkts)
 		})
-		c.wg.Add(1)
-		go func() { defer c.wg.Done(); _ = v.Run(ctx) }()
 	}
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); _ = v.Run(ctx) }()
 	c.room = signaling.NewRoom(signaling.RoomOptions{
 		URL: url, Tokens: signaling.StaticToken(lktest.Token(t, testRoom, identity)),
 		OnEvent: func(e signaling.Event) {
