@@ -260,8 +260,9 @@ lab-arm64: lab-kernel-arm64 cross
 	$(TEST_ENV) $(GO) test -count=1 -v -run '^TestArm64Healthz$$' -timeout 5m ./internal/testkit/vmlab
 
 # The whole VM lab: internal/testkit/vmlab's TestLab with the guest's long checks too (every vivid
-# size, longer capture runs and room tones). make test runs the same boot with the short set.
-# livekit-server goes into the VM for the room check.
+# size, longer capture runs, room tones and echo measures). make test runs the same boot with the
+# short set. livekit-server goes into the VM for the room and echo checks; deps brings espeak-ng
+# and sox, which make the echo check's speech on the host.
 lab: deps lab-kernel livekit build
 	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab$$' -timeout $(TEST_TIMEOUT) ./internal/testkit/vmlab
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"roombox/internal/testkit/echotest"
 )
 
 // labModules are the drivers the lab VM loads: vivid with one instance that has only a video
@@ -45,7 +47,7 @@ type suite struct {
 var labSuites = []suite{
 	{name: "guest", pkg: "./guest", tags: "vmlabguest", cgo: true,
 		require: []string{"TestVividCapture", "TestLoopback", "TestLoopbackCarriesAudio", "TestUinput",
-			"TestRoomboxSim", "TestRoomboxLinux", "TestRoomboxRoom", "TestV4L2CheckCapture", "TestV4L2CheckReplug",
+			"TestRoomboxSim", "TestRoomboxLinux", "TestRoomboxRoom", "TestRoomboxEcho", "TestV4L2CheckCapture", "TestV4L2CheckReplug",
 			"TestEvdevCheckUinput"},
 		full: []string{"TestVividSizes"}},
 	{name: "alsa", pkg: "roombox/hal/linux/alsa", cgo: true, run: "^TestSndAloop$", require: []string{"TestSndAloop"}},
@@ -54,7 +56,8 @@ var labSuites = []suite{
 // TestLab boots Debian's kernel under qemu with an initramfs holding busybox, the lab's
 // modules, the roombox binary ($ROOMBOX_BIN with its shared libraries, and alsa-lib's
 // configuration for --hal linux), livekit-server ($ROOMBOX_LIVEKIT_SERVER, for the room
-// check) and the labSuites' test binaries, runs those in one boot against the real drivers,
+// checks), espeak-ng speech made here (labSpeech, for the echo check) and the labSuites'
+// test binaries, runs those in one boot against the real drivers,
 // and requires them to pass. It needs `make lab-kernel` (the kernel cache),
 // qemu-system-x86_64 and busybox-static (make deps), `make build` and `make livekit`;
 // without them it fails saying so.
@@ -76,7 +79,8 @@ func TestLab(t *testing.T) {
 	if _, err := os.Stat(lk); err != nil {
 		t.Fatalf("no livekit-server (%v): run make livekit or set ROOMBOX_LIVEKIT_SERVER", err)
 	}
-	timeout := 4 * time.Minute
+	// On a busy host the echo check alone takes ~100 s of the guest's time.
+	timeout := 5 * time.Minute
 	if full {
 		timeout = 15 * time.Minute
 	}
@@ -85,6 +89,7 @@ func TestLab(t *testing.T) {
 
 	g := Guest{Kernel: k, Busybox: labBusybox(t), Modules: labModules}
 	tmp := t.TempDir()
+	speech := labSpeech(t, tmp)
 	executables := map[string]string{"/bin/roombox": bin, "/bin/livekit-server": lk}
 	for _, s := range labSuites {
 		host := filepath.Join(tmp, s.name+".test")
@@ -108,7 +113,8 @@ func TestLab(t *testing.T) {
 			}
 		}
 		g.Commands = append(g.Commands, Command{Name: s.name, Argv: args,
-			Env: []string{"ROOMBOX_BIN=/bin/roombox", "ROOMBOX_LIVEKIT_SERVER=/bin/livekit-server", "TMPDIR=/tmp"}})
+			Env: []string{"ROOMBOX_BIN=/bin/roombox", "ROOMBOX_LIVEKIT_SERVER=/bin/livekit-server",
+				"ROOMBOX_LAB_SPEECH=" + guestSpeech, "TMPDIR=/tmp"}})
 	}
 	ir, err := g.Initramfs()
 	if err != nil {
@@ -119,6 +125,7 @@ func TestLab(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ir.AddFile(guestSpeech, speech, 0o644)
 	// alsa-lib's configuration, for roombox's ALSA "default" device; the alsa package's
 	// tests embed their own.
 	if err := ir.AddTree("/usr/share/alsa", "/usr/share/alsa"); err != nil {
@@ -193,6 +200,28 @@ func TestLab(t *testing.T) {
 			t.Errorf("%s tests exited %d", s.name, sec.Exit)
 		}
 	}
+}
+
+// guestSpeech is where the guest finds the talker's speech for its echo check
+// (TestRoomboxEcho), as $ROOMBOX_LAB_SPEECH.
+const guestSpeech = "/share/speech.wav"
+
+// labSpeech makes the echo check's talker speech in dir, as test/e2e's echo test does
+// (espeak-ng, -20 dBFS while speaking), and returns the WAV's path: the guest has no
+// espeak-ng. Without espeak-ng or sox the lab fails saying so (echotest.Speech would skip
+// it, and the whole lab with it).
+func labSpeech(t *testing.T, dir string) string {
+	t.Helper()
+	for _, bin := range []string{"espeak-ng", "sox"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("no %s for the echo check's speech: run make deps", bin)
+		}
+	}
+	path := filepath.Join(dir, "speech.wav")
+	if err := echotest.WriteWAV(path, echotest.Speech(t, "en-us", echotest.Text, -20)); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // labKernel opens the kernel make lab-kernel unpacked ($ROOMBOX_LAB_KERNEL, else the
