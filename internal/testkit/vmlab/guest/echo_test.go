@@ -80,7 +80,7 @@ const (
 // livekit-server, the daemon and the talker at 95-98 % CPU, the daemon's ALSA mic and
 // speaker xrun 56-120 and 15-117 times over the ~15 s recorded (its 85 ms dsnoop and 42 ms
 // dmix buffers), each xrun moves the echo path the canceller has to find again, and the
-// round trip the talker sees is 0.4-1.3 s and wanders. Over seven runs the echo by
+// round trip the talker sees is 0.4-1.3 s and wanders. Over eight runs the echo by
 // correlation in the median window fell -0.9 to 28.5 dB with the canceller on, all that
 // came back -6.4 to 8.2 dB (docs/BENCHMARKS.md). The 25 dB is asserted on the host
 // (test/e2e, the simulated room) and offline (media/apm).
