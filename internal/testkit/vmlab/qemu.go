@@ -29,13 +29,17 @@ type VM struct {
 	// Console, if set, gets the serial output as it arrives (a log file, for a boot that
 	// hangs).
 	Console io.Writer
-	// Forwards are host loopback TCP ports forwarded to guest ports through qemu's user-mode
-	// network, on the machine's virtio network card (the guest brings it up: 10.0.2.15/24).
+	// Forwards are host loopback ports forwarded to guest ports through qemu's user-mode
+	// network, on the machine's virtio network card (the guest brings it up: 10.0.2.15/24,
+	// and reaches the host's loopback as 10.0.2.2).
 	Forwards []Forward
 }
 
-// Forward forwards 127.0.0.1:Host on the host to the guest's port Guest.
-type Forward struct{ Host, Guest int }
+// Forward forwards 127.0.0.1:Host on the host to the guest's port Guest, TCP or UDP.
+type Forward struct {
+	Host, Guest int
+	UDP         bool
+}
 
 // machine is how qemu runs one architecture.
 type machine struct {
@@ -90,7 +94,11 @@ func (vm VM) Boot(ctx context.Context) (*Result, error) {
 	if len(vm.Forwards) > 0 {
 		netdev := "user,id=n"
 		for _, f := range vm.Forwards {
-			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.Host, f.Guest)
+			proto := "tcp"
+			if f.UDP {
+				proto = "udp"
+			}
+			netdev += fmt.Sprintf(",hostfwd=%s:127.0.0.1:%d-:%d", proto, f.Host, f.Guest)
 		}
 		args = append(args, "-netdev", netdev, "-device", m.nic+",netdev=n")
 	}
