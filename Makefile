@@ -149,12 +149,14 @@ $(LKPROBE): tools/lkprobe/go.mod tools/lkprobe/go.sum $(LKPROBE_SRC)
 
 # The kernel the VM lab boots: the linux-image-6.1.0-NN-amd64 package that linux-image-amd64
 # currently depends on, fetched with apt-get download and cut down to what the lab uses (the
-# image, and the media, sound, uinput and evdev modules: ~70 MB of ~400). A marker names the
+# image, and the media, sound, uinput, evdev and virtio network modules: ~70 MB of ~400). A marker names the
 # package and the paths unpacked, so this is one apt-cache query when it is current; a new ABI
 # or path list replaces it. With apt's lists unreadable it keeps whatever kernel is there.
 LAB_KERNEL_PATHS := './boot/vmlinuz-*' './boot/config-*' './lib/modules/*/kernel/drivers/media' \
                     './lib/modules/*/kernel/sound' './lib/modules/*/kernel/drivers/input/misc/uinput.ko' \
-                    './lib/modules/*/kernel/drivers/input/evdev.ko'
+                    './lib/modules/*/kernel/drivers/input/evdev.ko' './lib/modules/*/kernel/drivers/virtio' \
+                    './lib/modules/*/kernel/drivers/net/virtio_net.ko' './lib/modules/*/kernel/drivers/net/net_failover.ko' \
+                    './lib/modules/*/kernel/net/core/failover.ko'
 # The arm64 VM's (make lab-arm64): Debian's arm64 kernel with the virtio-mmio transport and
 # virtio-net as modules (the virt machine's network card), and busybox-static:arm64's busybox
 # for its /init (busybox-static does not co-install across architectures: unpacked, not
@@ -259,11 +261,12 @@ test-arm64: cross-deps livekit
 lab-arm64: lab-kernel-arm64 cross
 	$(TEST_ENV) $(GO) test -count=1 -v -run '^TestArm64Healthz$$' -timeout 5m ./internal/testkit/vmlab
 
-# The whole VM lab: internal/testkit/vmlab's TestLab with the guest's long checks too (every vivid
-# size, longer capture runs and room tones). make test runs the same boot with the short set.
-# livekit-server goes into the VM for the room check.
+# The whole VM lab: internal/testkit/vmlab's TestLab and TestLabEcho with the guest's long checks
+# too (every vivid size, longer capture runs, room tones and echo measures). make test runs the
+# same boots with the short set. livekit-server goes into the VM for the room check and runs on
+# the host for the echo check; deps brings espeak-ng and sox, which make its talker's speech.
 lab: deps lab-kernel livekit build
-	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab$$' -timeout $(TEST_TIMEOUT) ./internal/testkit/vmlab
+	$(TEST_ENV) ROOMBOX_LAB=full $(GO) test -count=1 -v -run '^TestLab(Echo)?$$' -timeout $(TEST_TIMEOUT) ./internal/testkit/vmlab
 
 # The timing-sensitive suites STRESS_N times (default 10) with both cores loaded by stress-ng,
 # each run its own test process (internal/testkit/stressrun: test binaries built first, then run

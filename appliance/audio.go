@@ -29,6 +29,11 @@ func (d *daemon) newProcessor(mic hal.AudioIn) *apm.Processor {
 		d.log.Warn("audio processing off", "err", err)
 		return nil
 	}
+	// A microphone that tells how much it holds unread (ALSA) lets the canceller place the
+	// far end on its clock even when the capture goroutine falls behind.
+	if r, ok := mic.(hal.DelayReporter); ok {
+		proc.CaptureFrom(r)
+	}
 	d.procSettings = control.DefaultAudio
 	if d.playback != nil {
 		d.playback.SetFarEnd(proc)

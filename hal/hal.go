@@ -79,8 +79,9 @@ type AudioOut interface {
 }
 
 // DelayReporter is a speaker that knows how long audio written now waits in its buffers
-// before it is played (ALSA's snd_pcm_delay): what an echo canceller needs to line its
-// reference up with the echo.
+// before it is played, or a microphone that knows how long the audio it returns next has
+// waited since it was captured (ALSA's snd_pcm_delay): what an echo canceller needs to line
+// its reference up with the echo.
 type DelayReporter interface {
 	Delay() time.Duration
 }

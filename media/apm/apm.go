@@ -21,6 +21,7 @@ import (
 	"time"
 	"unsafe"
 
+	"roombox/hal"
 	"roombox/media"
 )
 
@@ -150,6 +151,7 @@ type Processor struct {
 	rev          []int16       // one far-end frame, taken from far
 	renderDelay  time.Duration // from analysing the last far-end frame to hearing it
 
+	mic  hal.DelayReporter // nil: frames are read as they are captured
 	far  farQueue
 	last atomic.Uint32 // level | speech<<8 of the last frame
 }
@@ -202,7 +204,12 @@ func (p *Processor) ProcessCapture(frame []int16) error {
 	if p.c == nil {
 		return ErrClosed
 	}
-	defer p.far.captured()
+	var readAt time.Time
+	var backlog time.Duration
+	if p.mic != nil {
+		readAt, backlog = time.Now(), p.mic.Delay()
+	}
+	defer p.far.captured(readAt, backlog)
 	// The far end played since the last frame first, a frame at a time: the canceller
 	// sees the two streams evenly interleaved whatever the speaker's period.
 	for first := true; ; first = false {
@@ -234,7 +241,17 @@ func (p *Processor) ProcessCapture(frame []int16) error {
 
 // Played takes what the speaker plays (media.FarEnd): any number of samples, delay before
 // the first is heard. It queues them for the capture side and never waits for the library.
-func (p *Processor) Played(pcm []int16, delay time.Duration) { p.far.put(pcm, delay) }
+func (p *Processor) Played(pcm []int16, delay time.Duration) { p.far.put(pcm, delay, time.Now()) }
+
+// CaptureFrom makes the processor ask mic, after each frame is read, how much audio it
+// still holds unread (an ALSA microphone's snd_pcm_delay): the far end is then placed on
+// the microphone's clock, however late the frames are read. Without it the processor
+// assumes each frame is read as soon as it is captured.
+func (p *Processor) CaptureFrom(mic hal.DelayReporter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mic = mic
+}
 
 // Last reports the last processed frame: its level in -dBov, 0 (full scale) to Silence, as
 // RFC 6464's audio level header carries it, and whether it holds speech. With voice

@@ -19,21 +19,34 @@ type farQueue struct {
 	mu          sync.Mutex
 	ring        [farRing]int16
 	read, write int64 // samples taken and put since the start
-	// The last period put: its first sample's index, how long after it was put that sample
-	// is heard, and the capture side's clock then.
+	// The last period put: its first sample's index, and when that sample is heard on the
+	// capture side's clock.
 	anchor      int64
-	anchorDelay time.Duration
-	anchorTick  int64
-	// The capture side's clock: frames captured, each frameDuration.
-	tick int64
+	anchorHeard time.Duration
+	// The capture side's clock is the microphone's audio: frames read, each frameDuration,
+	// plus, when the microphone tells (readAt set), what it held unread at the last read
+	// (backlog) and the time since. A capture side that falls behind (a busy CPU) then
+	// still places the far end where the microphone hears it.
+	tick    int64
+	backlog time.Duration
+	readAt  time.Time
 }
 
-// put queues pcm, whose first sample is heard delay from now. If the capture side is not
+// clock is the capture side's clock at now.
+func (q *farQueue) clock(now time.Time) time.Duration {
+	c := time.Duration(q.tick) * frameDuration
+	if !q.readAt.IsZero() {
+		c += q.backlog + now.Sub(q.readAt)
+	}
+	return c
+}
+
+// put queues pcm, whose first sample is heard delay after now. If the capture side is not
 // taking (stopped, or far behind), the oldest samples are dropped.
-func (q *farQueue) put(pcm []int16, delay time.Duration) {
+func (q *farQueue) put(pcm []int16, delay time.Duration, now time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.anchor, q.anchorDelay, q.anchorTick = q.write, delay, q.tick
+	q.anchor, q.anchorHeard = q.write, q.clock(now)+delay
 	if len(pcm) > farRing {
 		q.write += int64(len(pcm) - farRing)
 		pcm = pcm[len(pcm)-farRing:]
@@ -55,7 +68,7 @@ func (q *farQueue) take(dst []int16, first bool) (heard time.Duration, ok bool) 
 	if q.write-q.read < Frame {
 		return 0, false
 	}
-	heard = q.anchorDelay + samplesToDuration(q.read-q.anchor) - time.Duration(q.tick-q.anchorTick)*frameDuration
+	heard = q.anchorHeard + samplesToDuration(q.read-q.anchor) - time.Duration(q.tick)*frameDuration
 	if !first && heard >= 0 {
 		return 0, false
 	}
@@ -66,11 +79,13 @@ func (q *farQueue) take(dst []int16, first bool) (heard time.Duration, ok bool) 
 	return heard, true
 }
 
-// captured advances the capture side's clock by a frame.
-func (q *farQueue) captured() {
+// captured advances the capture side's clock by a frame, read at readAt with backlog
+// still unread (zero readAt: the microphone does not tell).
+func (q *farQueue) captured(readAt time.Time, backlog time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.tick++
+	q.readAt, q.backlog = readAt, backlog
 }
 
 func samplesToDuration(n int64) time.Duration {

@@ -166,6 +166,10 @@ type pcm interface {
 	prepare() error
 	// resume continues a suspended stream: errAgain while the driver is still resuming.
 	resume() error
+	// delay is snd_pcm_delay: in frames, how long a frame written now waits before it is
+	// played (playback), or how long the next frame read has waited since it was
+	// captured (capture).
+	delay() (int, error)
 	close() error
 }
 
@@ -314,6 +318,18 @@ func (s *stream) Params() Params { return s.par }
 
 // Xruns counts the overruns (capture) or underruns (playback) recovered so far.
 func (s *stream) Xruns() uint64 { return s.xruns.Load() }
+
+// Delay is snd_pcm_delay as a duration (hal.DelayReporter): for a Speaker how long a sample
+// written now waits before it is played, for a Mic how long the next sample read has waited
+// since it was captured. 0 while the device cannot tell (closed, or recovering from an
+// xrun): the echo canceller then falls back on its own estimate of the delay.
+func (s *stream) Delay() time.Duration {
+	var frames int
+	if err := s.locked(func(p pcm) (err error) { frames, err = p.delay(); return err }); err != nil || frames < 0 {
+		return 0
+	}
+	return time.Duration(frames) * time.Second / SampleRate
+}
 
 // Suspends counts the system suspends the device has come back from.
 func (s *stream) Suspends() uint64 { return s.suspends.Load() }

@@ -74,6 +74,19 @@ func (e loopEnd) wait(d time.Duration) error {
 	return nil
 }
 
+// delay is what the loop holds: written and not yet played (playback), or played and not
+// yet read (capture).
+func (e loopEnd) delay() (int, error) {
+	l := e.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := min(l.now(), len(l.timeline))
+	if e.capture {
+		return now - l.rpos, nil
+	}
+	return max(l.wpos-now, 0), nil
+}
+
 func (e loopEnd) prepare() error { return nil }
 func (e loopEnd) resume() error  { return nil }
 func (e loopEnd) close() error   { return nil }

@@ -154,6 +154,14 @@ func (p *alsaPCM) resume() error {
 	return nil
 }
 
+func (p *alsaPCM) delay() (int, error) {
+	var frames C.snd_pcm_sframes_t
+	if rc := C.snd_pcm_delay(p.h, &frames); rc < 0 {
+		return 0, p.err("snd_pcm_delay", rc)
+	}
+	return int(frames), nil
+}
+
 func (p *alsaPCM) close() error {
 	C.snd_pcm_drop(p.h) // playback: discard what is queued rather than play it out
 	if rc := C.snd_pcm_close(p.h); rc < 0 {

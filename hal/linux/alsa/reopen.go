@@ -45,6 +45,9 @@ func (m *ReopeningMic) Err() error { return m.r.Err() }
 // Xruns counts the xruns of every device opened so far.
 func (m *ReopeningMic) Xruns() uint64 { return m.r.Xruns() }
 
+// Delay is the open device's (Mic.Delay); 0 while none is open.
+func (m *ReopeningMic) Delay() time.Duration { return m.r.Delay() }
+
 // Close closes the device and ends a ReadPCM waiting to reopen it with hal.ErrClosed.
 func (m *ReopeningMic) Close() error { return m.r.Close() }
 
@@ -81,6 +84,9 @@ func (s *ReopeningSpeaker) Err() error { return s.r.Err() }
 // Xruns counts the xruns of every device opened so far.
 func (s *ReopeningSpeaker) Xruns() uint64 { return s.r.Xruns() }
 
+// Delay is the open device's (Speaker.Delay); 0 while none is open.
+func (s *ReopeningSpeaker) Delay() time.Duration { return s.r.Delay() }
+
 // Close closes the device and ends a WritePCM waiting to reopen it with hal.ErrClosed.
 func (s *ReopeningSpeaker) Close() error { return s.r.Close() }
 
@@ -88,6 +94,7 @@ func (s *ReopeningSpeaker) Close() error { return s.r.Close() }
 type device interface {
 	comparable
 	Xruns() uint64
+	Delay() time.Duration
 	Close() error
 }
 
@@ -189,6 +196,16 @@ func (r *reopener[D]) Xruns() uint64 {
 		return r.xruns + r.dev.Xruns()
 	}
 	return r.xruns
+}
+
+func (r *reopener[D]) Delay() time.Duration {
+	r.mu.Lock()
+	dev, isOpen := r.dev, r.isOpen
+	r.mu.Unlock()
+	if !isOpen {
+		return 0
+	}
+	return dev.Delay() // outside r.mu: it takes the device's lock, which a transfer holds
 }
 
 func (r *reopener[D]) Close() error {

@@ -96,6 +96,19 @@ func (f *fakePCM) resume() error {
 	return err
 }
 
+// delay is what capture has not read yet; playback plays what it is given at once.
+func (f *fakePCM) delay() (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, errFakeUseAfterClose
+	}
+	if f.capture {
+		return len(f.src) / f.par.frameBytes(), nil
+	}
+	return 0, nil
+}
+
 func (f *fakePCM) close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -184,6 +197,32 @@ func TestMicReadsWholePeriodsFromPartialTransfers(t *testing.T) {
 	}
 	if err := m.ReadPCM(context.Background(), buf[:PeriodFrames-1]); err == nil {
 		t.Error("ReadPCM into a buffer shorter than a period succeeded")
+	}
+}
+
+// TestMicDelayIsWhatWaitsUnread checks Delay (hal.DelayReporter, what the echo canceller
+// lines the microphone up with): the capture the device holds unread, shrinking a period
+// per read, through the reopening wrapper too; 0 once closed.
+func TestMicDelayIsWhatWaitsUnread(t *testing.T) {
+	f := &fakePCM{par: mono16, src: bytesOf(make([]int16, 3*PeriodFrames))}
+	useFakes(t, openResult{p: f})
+	m := NewReopeningMic(Config{})
+	var _ hal.DelayReporter = m
+	if got := m.Delay(); got != 0 {
+		t.Errorf("Delay before the device is open = %v, want 0", got)
+	}
+	buf := make([]int16, PeriodFrames)
+	for _, want := range []time.Duration{20 * time.Millisecond, 10 * time.Millisecond, 0} {
+		if err := m.ReadPCM(context.Background(), buf); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Delay(); got != want {
+			t.Errorf("Delay after a read = %v, want %v", got, want)
+		}
+	}
+	m.Close()
+	if got := m.Delay(); got != 0 {
+		t.Errorf("Delay after Close = %v, want 0", got)
 	}
 }
 

@@ -94,6 +94,10 @@ func JoinTalker(t testing.TB, url, token string, says []int16, from string) *Tal
 	return tk
 }
 
+// JoinError is why the talker's last join or session ended, nil while it is in the room:
+// what a test that waits for it to hear the box says when it never does.
+func (tk *Talker) JoinError() error { return tk.room.State().LastError }
+
 func (tk *Talker) fail(err error) {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()

@@ -18,8 +18,13 @@
 // and --hal linux, and that daemon in a room on a livekit-server the guest runs on loopback,
 // its camera, mic and speaker checked through vivid and snd-aloop from a participant on the
 // project's own client) and the hal packages' own tests that need real drivers (alsa's
-// TestSndAloop). The initramfs holds $ROOMBOX_LIVEKIT_SERVER as /bin/livekit-server. `make lab`
-// runs it with ROOMBOX_LAB=full, adding the long ones. A new hardware check is a test in
+// TestSndAloop). The initramfs holds $ROOMBOX_LIVEKIT_SERVER as /bin/livekit-server.
+// TestLabEcho boots again for the echo path: the guest's TestRoomboxEcho runs the daemon
+// with its playback looped back into its capture through snd-aloop, in a room on a
+// livekit-server on the host (qemu's user-mode network; the daemon's LocalAPI relayed to
+// the host, Relay), and a talker on the host measures its own speech in the box's audio with
+// the echo canceller off and on. `make lab` runs both with ROOMBOX_LAB=full, adding the long
+// ones. A new hardware check is a test in
 // package guest, which runs in every boot, or a labSuites entry for a package's own tests;
 // a suite's require names the tests that must be seen to pass, its full those kept to make
 // lab.

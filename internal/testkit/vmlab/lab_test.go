@@ -5,6 +5,7 @@ package vmlab
 import (
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -25,15 +26,17 @@ var labModules = []Module{
 	{Name: "evdev"},
 }
 
-// suite is a test binary TestLab builds, puts in the initramfs and runs in the guest, in a
-// console section of its own, with -test.v. The tests run selects (all when empty; the full
-// ones only in make lab) must not fail, and those in require must be seen to pass.
+// suite is a test binary a lab boot builds, puts in the initramfs and runs in the guest, in
+// a console section of its own, with -test.v. The tests run selects (all when empty; the
+// full ones only in make lab; none of skip) must not fail, and those in require must be
+// seen to pass.
 type suite struct {
 	name    string   // the section, and /bin/NAME.test
 	pkg     string   // built with go test -c
 	tags    string   // build tags
 	cgo     bool     // built with cgo: its shared libraries go into the initramfs too
 	run     string   // -test.run, empty for every test
+	skip    []string // tests another boot runs
 	require []string // tests that must pass
 	full    []string // tests only the full lab runs (make lab, ROOMBOX_LAB=full)
 }
@@ -44,6 +47,7 @@ type suite struct {
 // The guest checks are built with cgo: the room check decodes Opus and uses alsa-lib.
 var labSuites = []suite{
 	{name: "guest", pkg: "./guest", tags: "vmlabguest", cgo: true,
+		skip: []string{"TestRoomboxEcho"},
 		require: []string{"TestVividCapture", "TestLoopback", "TestLoopbackCarriesAudio", "TestUinput",
 			"TestRoomboxSim", "TestRoomboxLinux", "TestRoomboxRoom", "TestV4L2CheckCapture", "TestV4L2CheckReplug",
 			"TestEvdevCheckUinput"},
@@ -54,14 +58,44 @@ var labSuites = []suite{
 // TestLab boots Debian's kernel under qemu with an initramfs holding busybox, the lab's
 // modules, the roombox binary ($ROOMBOX_BIN with its shared libraries, and alsa-lib's
 // configuration for --hal linux), livekit-server ($ROOMBOX_LIVEKIT_SERVER, for the room
-// check) and the labSuites' test binaries, runs those in one boot against the real drivers,
-// and requires them to pass. It needs `make lab-kernel` (the kernel cache),
+// checks) and the labSuites' test binaries, runs those in one boot against the real
+// drivers, and requires them to pass. It needs `make lab-kernel` (the kernel cache),
 // qemu-system-x86_64 and busybox-static (make deps), `make build` and `make livekit`;
 // without them it fails saying so.
 func TestLab(t *testing.T) {
 	started := time.Now()
-	full := os.Getenv("ROOMBOX_LAB") == "full"
-	k := labKernel(t)
+	l := labBoot{suites: labSuites, modules: labModules, full: os.Getenv("ROOMBOX_LAB") == "full"}
+	timeout := 5 * time.Minute
+	if l.full {
+		timeout = 15 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	vm := l.vm(ctx, t, timeout)
+	res, err := vm.Boot(ctx)
+	l.check(t, res, err)
+	t.Logf("lab %v", time.Since(started).Round(time.Millisecond))
+}
+
+// labBoot is one boot of the lab VM: what it runs, and how the host reaches it.
+type labBoot struct {
+	suites   []suite
+	modules  []Module
+	commands []Command // run before the suites
+	env      []string  // added to the suites' environment
+	forwards []Forward
+	console  io.Writer // also gets the serial console, when set
+	full     bool      // make lab: the suites' full tests too
+
+	kernel *Kernel
+	size   int64 // the initramfs's, in bytes
+}
+
+// vm builds the suites and the initramfs and returns the VM to boot; the suites time out a
+// minute before timeout.
+func (l *labBoot) vm(ctx context.Context, t *testing.T, timeout time.Duration) VM {
+	t.Helper()
+	l.kernel = labKernel(t)
 	bin := os.Getenv("ROOMBOX_BIN")
 	if bin == "" {
 		bin = "../../../bin/roombox"
@@ -76,17 +110,11 @@ func TestLab(t *testing.T) {
 	if _, err := os.Stat(lk); err != nil {
 		t.Fatalf("no livekit-server (%v): run make livekit or set ROOMBOX_LIVEKIT_SERVER", err)
 	}
-	timeout := 4 * time.Minute
-	if full {
-		timeout = 15 * time.Minute
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
 
-	g := Guest{Kernel: k, Busybox: labBusybox(t), Modules: labModules}
+	g := Guest{Kernel: l.kernel, Busybox: labBusybox(t), Modules: l.modules, Commands: l.commands}
 	tmp := t.TempDir()
 	executables := map[string]string{"/bin/roombox": bin, "/bin/livekit-server": lk}
-	for _, s := range labSuites {
+	for _, s := range l.suites {
 		host := filepath.Join(tmp, s.name+".test")
 		build := exec.CommandContext(ctx, "go", "test", "-c", "-tags", s.tags, "-o", host, s.pkg)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -101,14 +129,16 @@ func TestLab(t *testing.T) {
 		if s.run != "" {
 			args = append(args, "-test.run", s.run)
 		}
-		if !full {
+		skip := s.skip
+		if !l.full {
 			args = append(args, "-test.short")
-			if len(s.full) > 0 {
-				args = append(args, "-test.skip", "^("+strings.Join(s.full, "|")+")$")
-			}
+			skip = slices.Concat(skip, s.full)
+		}
+		if len(skip) > 0 {
+			args = append(args, "-test.skip", "^("+strings.Join(skip, "|")+")$")
 		}
 		g.Commands = append(g.Commands, Command{Name: s.name, Argv: args,
-			Env: []string{"ROOMBOX_BIN=/bin/roombox", "ROOMBOX_LIVEKIT_SERVER=/bin/livekit-server", "TMPDIR=/tmp"}})
+			Env: append([]string{"ROOMBOX_BIN=/bin/roombox", "ROOMBOX_LIVEKIT_SERVER=/bin/livekit-server", "TMPDIR=/tmp"}, l.env...)})
 	}
 	ir, err := g.Initramfs()
 	if err != nil {
@@ -125,27 +155,33 @@ func TestLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	initrd := filepath.Join(tmp, "initramfs.cpio")
-	size, err := ir.WriteFile(initrd)
-	if err != nil {
+	if l.size, err = ir.WriteFile(initrd); err != nil {
 		t.Fatal(err)
 	}
-
 	console, err := os.Create(filepath.Join(tmp, "console.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer console.Close()
-	vm := VM{Kernel: k.Vmlinuz, Initrd: initrd, Accel: os.Getenv("ROOMBOX_LAB_ACCEL"), Console: console}
-	res, err := vm.Boot(ctx)
+	t.Cleanup(func() { console.Close() })
+	var w io.Writer = console
+	if l.console != nil {
+		w = io.MultiWriter(console, l.console)
+	}
+	return VM{Kernel: l.kernel.Vmlinuz, Initrd: initrd, Accel: os.Getenv("ROOMBOX_LAB_ACCEL"), Console: w, Forwards: l.forwards}
+}
+
+// check fails t unless the boot ended well, every module loaded and every suite's required
+// tests passed and none failed; it logs the suites' figures, and their output in a verbose
+// run (or the whole console when t failed).
+func (l *labBoot) check(t *testing.T, res *Result, err error) {
+	t.Helper()
 	if res != nil {
-		// The whole console (kernel messages too) on failure; the test output in a verbose
-		// run (make lab).
 		defer func() {
 			if t.Failed() {
 				t.Logf("serial console:\n%s", res.Serial)
 				return
 			}
-			for _, s := range labSuites {
+			for _, s := range l.suites {
 				if testing.Verbose() {
 					t.Logf("%s tests:\n%s", s.name, res.Sections[s.name].Output)
 				}
@@ -153,16 +189,21 @@ func TestLab(t *testing.T) {
 		}()
 	}
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err) // not Fatal: check may run deferred, after a Fatal
+		return
 	}
-
-	t.Logf("kernel %s, initramfs %.1f MB, /init after %v (guest uptime %.2f s), VM ran %v, lab %v",
-		k.Release, float64(size)/1e6, res.Init.Round(time.Millisecond), res.Uptime,
-		res.Total.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
+	t.Logf("kernel %s, initramfs %.1f MB, /init after %v (guest uptime %.2f s), VM ran %v",
+		l.kernel.Release, float64(l.size)/1e6, res.Init.Round(time.Millisecond), res.Uptime,
+		res.Total.Round(time.Millisecond))
 	if len(res.NoModule) > 0 {
 		t.Errorf("modules that did not load: %v", res.NoModule)
 	}
-	for _, s := range labSuites {
+	for _, c := range l.commands {
+		if s := res.Sections[c.Name]; s.Exit != 0 {
+			t.Errorf("%s exited %d: %s", c.Name, s.Exit, s.Output)
+		}
+	}
+	for _, s := range l.suites {
 		sec, ok := res.Sections[s.name]
 		if !ok {
 			t.Errorf("the %s tests never started (no VMLAB-BEGIN %s on the console)", s.name, s.name)
@@ -173,7 +214,7 @@ func TestLab(t *testing.T) {
 		}
 		results := GoTestResults(sec.Output)
 		require := s.require
-		if full {
+		if l.full {
 			require = slices.Concat(s.require, s.full)
 		}
 		for _, name := range require {

@@ -52,7 +52,7 @@ const (
 //     and read back from the loopback's far side, where there was silence while the same
 //     participant's track was muted at its source.
 //
-// The camera is turned off before the speaker check (x264 starves the one vCPU). Each tone
+// The camera is turned off before the speaker check (x264 starves the TCG vCPUs). Each tone
 // is measured from when it is first heard, over two seconds (-test.short, in make test) or
 // five (make lab). The mic's tone must be in most packets; under TCG the speaker path has
 // dropouts (silent 100 ms windows, more on a busy host), so its check is the level of the
@@ -117,8 +117,8 @@ func TestRoomboxRoom(t *testing.T) {
 	aus, idr := lis.video()
 	t.Logf("figure: vmlab_room_provision_to_first_idr=%.1f s", idr.Sub(provisioned).Seconds())
 	t.Logf("video: %d H.264 access units in %.1f s since provisioning", aus, time.Since(provisioned).Seconds())
-	// Then the camera goes off (x264 then encodes a black frame a second): one TCG vCPU
-	// running x264 flat out starves the speaker's 42 ms buffer (with the camera on, 15-45 %
+	// Then the camera goes off (x264 then encodes a black frame a second): x264 flat out
+	// starves the speaker's 42 ms buffer under TCG (on one vCPU, with the camera on, 15-45 %
 	// of the 100 ms windows below were silent and the level took seconds to settle; off,
 	// ~10 %, settling within a second), where a box encodes in hardware.
 	d.cli(t, "mute", "--state-dir", d.state, "camera")
