@@ -21,7 +21,7 @@ import (
 // speaker, hardware encoder, GPIO
 // buttons and LED (pinsFile, or the documented Raspberry Pi pin map), input-device keys. What is absent
 // is skipped, not fatal: the report says which.
-func openLinuxBoard(ctx context.Context, pinsFile string, log *slog.Logger) (*hal.Board, error) {
+func openLinuxBoard(ctx context.Context, pinsFile string, video VideoOptions, log *slog.Logger) (*hal.Board, error) {
 	pins := gpio.DefaultPinMap()
 	if pinsFile != "" {
 		data, err := os.ReadFile(pinsFile)
@@ -33,7 +33,7 @@ func openLinuxBoard(ctx context.Context, pinsFile string, log *slog.Logger) (*ha
 		}
 	}
 	clock := hal.WallClock{}
-	mc := media.DefaultConfig
+	mc := video.media()
 	buttons := &linux.Buttons{Clock: clock, Log: log}
 	b, rep, err := linux.NewBoard(ctx, linux.Config{
 		Camera: v4l2.Config{Width: mc.Width, Height: mc.Height, FPS: mc.FPS, Clock: clock},

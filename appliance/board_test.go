@@ -107,8 +107,8 @@ func TestBoardWithoutCameraOrMic(t *testing.T) {
 	}
 }
 
-// The board's hardware encoder is used when it opens, and x264 when it does not; control.Status
-// says which.
+// The board's hardware encoder is used when it opens (an instance per layer), and x264 when
+// it does not; control.Status says which.
 func TestEncoderChoice(t *testing.T) {
 	srv := lktest.Start(t)
 	opened := 0
@@ -119,8 +119,8 @@ func TestEncoderChoice(t *testing.T) {
 		return media.NewX264(media.X264Config{EncoderConfig: cfg})
 	}
 	api := runBoard(t, srv, "enc", "hw", hw)
-	if st, _ := api.Status(context.Background()); st.Encoder != "test-m2m (hardware)" || opened != 1 {
-		t.Fatalf("encoder %q, hardware opened %d times; want test-m2m (hardware), once", st.Encoder, opened)
+	if st, _ := api.Status(context.Background()); st.Encoder != "test-m2m (hardware)" || st.Video == nil || opened != len(st.Video.Layers) {
+		t.Fatalf("encoder %q, hardware opened %d times, video %+v; want test-m2m (hardware), once per layer", st.Encoder, opened, st.Video)
 	}
 
 	broken := simParts(t)
@@ -142,7 +142,7 @@ func TestLinuxBoardBadPinMap(t *testing.T) {
 	if err := os.WriteFile(path, []byte("buttons:\n  mic: {line: GPIO17, bogus: 1}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := openLinuxBoard(context.Background(), path, slog.New(slog.DiscardHandler))
+	_, err := openLinuxBoard(context.Background(), path, VideoOptions{}, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "pin map "+path) || !strings.Contains(err.Error(), "field bogus") {
 		t.Fatalf("bad pin map: %v", err)
 	}

@@ -53,8 +53,14 @@ type daemon struct {
 	encodeStall time.Duration
 	hooks       testHooks
 
-	videoTrack *webrtc.TrackLocalStaticSample
-	audioTrack *signaling.AudioTrack
+	// videoTrack is the camera's layers as the room gets them; preview is one of them for
+	// the page (previewLayer); layers decides which run. nil without a camera.
+	videoOpts    VideoOptions
+	videoTrack   *signaling.VideoTrack
+	preview      *webrtc.TrackLocalStaticSample
+	previewLayer int
+	layers       *layerControl
+	audioTrack   *signaling.AudioTrack
 
 	room  *roomLink
 	trust provision.Trust
@@ -86,7 +92,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d := &daemon{store: st, trust: provision.Trust{FleetKey: opts.FleetKey},
+	d := &daemon{store: st, trust: provision.Trust{FleetKey: opts.FleetKey}, videoOpts: opts.Video,
 		logs: telemetry.NewLogRing(telemetry.LogLines), metrics: telemetry.NewMetrics(), consoleLog: log, encodeStall: encodeStall, hooks: opts.hooks}
 	if opts.encodeStall > 0 {
 		d.encodeStall = opts.encodeStall
@@ -219,7 +225,7 @@ func openBoard(ctx context.Context, opts Options, log *slog.Logger) (*hal.Board,
 	}
 	switch opts.Hal {
 	case "sim", "":
-		cfg := simConfig(media.DefaultConfig)
+		cfg := simConfig(opts.Video.media())
 		cfg.Room = opts.SimRoom
 		if opts.SimMic != "" {
 			pcm, err := sim.LoadWAV(opts.SimMic)
@@ -233,7 +239,7 @@ func openBoard(ctx context.Context, opts Options, log *slog.Logger) (*hal.Board,
 		if opts.SimMic != "" || opts.SimRoom != nil {
 			return nil, errors.New("appliance: the simulated microphone and room are for --hal sim")
 		}
-		return openLinuxBoard(ctx, opts.PinsFile, log)
+		return openLinuxBoard(ctx, opts.PinsFile, opts.Video, log)
 	}
 	return nil, fmt.Errorf("appliance: unknown hal %q (want sim or linux)", opts.Hal)
 }
@@ -243,13 +249,7 @@ func openBoard(ctx context.Context, opts Options, log *slog.Logger) (*hal.Board,
 func (d *daemon) setupMedia() error {
 	var err error
 	if cam := d.board.Camera; cam != nil {
-		if d.videoTrack, err = webrtc.NewTrackLocalStaticSample(signaling.H264, "camera", streamName); err != nil {
-			return fmt.Errorf("appliance: video track: %w", err)
-		}
-		f := cam.Format()
-		// One layer at the camera's size for now; simulcast comes with its signaling.
-		layers := []media.LayerConfig{{Width: f.Width, Height: f.Height, Bitrate: media.DefaultConfig.VideoBitrate, Out: d.videoTrack}}
-		if d.video, err = media.NewVideo(cam, d.openTimedEncoder, layers); err != nil {
+		if err := d.setupVideo(cam); err != nil {
 			return err
 		}
 	}
@@ -528,15 +528,8 @@ func (d *daemon) Provision(ctx context.Context, p control.Provisioning) error {
 
 // applyConfig applies provisioned media settings.
 func (d *daemon) applyConfig(cfg store.Config) {
-	if d.video == nil {
-		return
-	}
-	bps := media.DefaultConfig.VideoBitrate
-	if cfg.Media.VideoBitrate > 0 {
-		bps = cfg.Media.VideoBitrate
-	}
-	if err := d.video.SetBitrate(bps); err != nil {
-		d.log.Warn("video bitrate", "err", err)
+	if d.layers != nil {
+		d.layers.SetLimit(cfg.Media.VideoBitrate)
 	}
 }
 
@@ -603,6 +596,12 @@ func (d *daemon) Status(ctx context.Context) control.Status {
 		a := audioSettings(d.saved)
 		st.Audio = &a
 	}
+	if d.layers != nil {
+		v := d.layers.status()
+		f := d.board.Camera.Format()
+		v.Width, v.Height, v.FPS = f.Width, f.Height, f.FPS
+		st.Video = &v
+	}
 	switch {
 	case d.trust.FleetKey != nil:
 		st.FleetKey = fleet.Fingerprint(d.trust.FleetKey)
@@ -628,11 +627,9 @@ func (d *daemon) localTracks() []signaling.Track {
 	st := d.savedState()
 	var tracks []signaling.Track
 	if d.video != nil {
-		f := d.board.Camera.Format()
-		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.videoTrack,
-			Source: signaling.SourceCamera, Name: "camera", Width: uint32(f.Width), Height: uint32(f.Height),
-			Muted: st.CameraOff},
-			OnRTCP: d.video.Layer(0).HandleRTCP})
+		// Each layer's RTCP reaches its encoder (setupVideo).
+		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Video: d.videoTrack,
+			Source: signaling.SourceCamera, Name: "camera", Muted: st.CameraOff}})
 	}
 	if d.audio != nil {
 		tracks = append(tracks, signaling.Track{LocalTrack: signaling.LocalTrack{Track: d.audioTrack,

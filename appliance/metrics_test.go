@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"roombox/internal/testkit/previewtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // scrape reads the device's /metrics with the session and parses the text format.
@@ -100,6 +101,23 @@ func TestMetricsFollowDevice(t *testing.T) {
 	if cpu := value(t, fams, "roombox_cpu_seconds_total"); cpu <= 0 {
 		t.Errorf("roombox_cpu_seconds_total = %v, want the daemon's CPU time", cpu)
 	}
+	// The camera's layers (640x360 here: 640, 320 and 160 wide):
+	// encoding before any room, at their configured targets, with no estimate yet.
+	if got := value(t, fams, "roombox_bandwidth_estimate_bps"); got != 0 {
+		t.Errorf("roombox_bandwidth_estimate_bps = %v outside a room, want 0", got)
+	}
+	for _, rid := range []string{"f", "h"} {
+		if got := value(t, fams, "roombox_video_layer_sent", "rid", rid); got != 1 {
+			t.Errorf(`roombox_video_layer_sent{rid=%q} = %v, want 1`, rid, got)
+		}
+		if got := value(t, fams, "roombox_video_layer_target_bps", "rid", rid); got <= 0 {
+			t.Errorf(`roombox_video_layer_target_bps{rid=%q} = %v, want its configured target`, rid, got)
+		}
+	}
+	testwait.For(t, "frames counted on both layers", 20*time.Second, func() bool {
+		fams := scrape(t, s)
+		return value(t, fams, "roombox_video_layer_frames_total", "rid", "f") > 0 && value(t, fams, "roombox_video_layer_frames_total", "rid", "h") > 0
+	})
 
 	for _, target := range []string{"mic", "camera", "speaker"} {
 		if err := s.Call(ctx, "POST", "/api/mute", map[string]any{"target": target, "muted": true}, nil); err != nil {

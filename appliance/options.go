@@ -27,6 +27,8 @@ type Options struct {
 	// SimRoom puts the simulated board in a room (hal/sim/acoustic): its speaker's sound
 	// comes back into its microphone. nil: no room. Only with Hal "sim".
 	SimRoom *acoustic.Config
+	// Video is the camera's capture and its simulcast layers; zero fields: DefaultVideo.
+	Video VideoOptions
 	// PinsFile is the GPIO pin map (YAML, hal/linux/gpio) of the linux hal; empty: the
 	// documented Raspberry Pi default.
 	PinsFile string

@@ -48,7 +48,9 @@ func runDaemon(t *testing.T) (base, code string) {
 	dir := roomboxtest.SocketDir(t)
 	catcher := urlCatcher{Handler: slog.NewTextHandler(t.Output(), nil), url: make(chan string, 1)}
 	daemon := testwait.Go(t, "daemon", 20*time.Second, func(ctx context.Context) error {
-		return appliance.Run(ctx, appliance.Options{Hal: "sim", StateDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(catcher)})
+		// 640x360: the preview is then the full-size layer, whose stamps decode as drawn.
+		return appliance.Run(ctx, appliance.Options{Hal: "sim", StateDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(catcher),
+			Video: appliance.VideoOptions{Width: 640, Height: 360}})
 	})
 	select {
 	case base = <-catcher.url:

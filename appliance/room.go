@@ -121,6 +121,9 @@ func (r *roomLink) run(ctx context.Context) error {
 			OnEvent:        r.onEvent,
 			OnTrack:        r.onTrack,
 			SubscribeAudio: true,
+			// The camera's layers share the estimate; it starts where they all fit.
+			OnTargetBitrateChange: r.d.setTargetBitrate,
+			Session:               signaling.Options{Bandwidth: r.d.bandwidth()},
 		})
 		// A change recorded before this is in the tracks; one recorded after syncs to this
 		// room, as its syncMutes waits for tellMu.
@@ -222,9 +225,18 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 		r.mu.Unlock()
 	case signaling.Joined:
 		r.d.metrics.Joined()
+		if r.d.layers != nil {
+			r.d.layers.ResetWanted()
+		}
 	case signaling.Reconnected:
 		if e.Resumed {
 			r.d.metrics.Resumed()
+		} else if r.d.layers != nil {
+			r.d.layers.ResetWanted()
+		}
+	case signaling.LayersWanted:
+		if r.d.layers != nil && e.TrackID == r.d.videoTrack.ID() {
+			r.d.layers.SetWanted(e.Wanted)
 		}
 		r.mu.Lock()
 		r.resuming = false

@@ -37,7 +37,8 @@ func (d *daemon) webServer(addr string, sampler *telemetry.Sampler) (*webui.Serv
 	}
 	var pm webui.PreviewMedia // a board without a camera or a mic has no such track
 	if d.video != nil {
-		pm.Video, pm.OnRTCP, pm.Keyframe = d.videoTrack, d.video.Layer(0).HandleRTCP, d.video.RequestKeyframe
+		l := d.video.Layer(d.previewLayer)
+		pm.Video, pm.OnRTCP, pm.Keyframe, pm.Watching = d.preview, l.HandleRTCP, l.RequestKeyframe, d.layers.SetWatching
 	}
 	var meter func() webui.MicLevel
 	if d.audio != nil {

@@ -52,9 +52,11 @@ type Status struct {
 	Volume      int    `json:"volume"`        // speaker volume, 0-100
 	LED         bool   `json:"led"`
 	// Audio is the microphone's processing in force; nil on a board without a microphone.
-	Audio     *AudioSettings `json:"audio,omitempty"`
-	Attempt   int            `json:"attempt,omitempty"` // failed joins since the last success
-	LastError string         `json:"last_error,omitempty"`
+	Audio *AudioSettings `json:"audio,omitempty"`
+	// Video is the camera's layers; nil on a board without a camera.
+	Video     *VideoStatus `json:"video,omitempty"`
+	Attempt   int          `json:"attempt,omitempty"` // failed joins since the last success
+	LastError string       `json:"last_error,omitempty"`
 	// Participants are the identities of the others in the room.
 	Participants []string `json:"participants,omitempty"`
 	Joins        int      `json:"joins,omitempty"`   // successful joins since start (>1: it rejoined)

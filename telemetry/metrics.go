@@ -93,6 +93,11 @@ var (
 	descLoss    = prometheus.NewDesc("roombox_packet_loss_ratio", "Share of sent packets the SFU reported lost in the last second.", nil, nil)
 	descRTT     = prometheus.NewDesc("roombox_rtt_seconds", "Round-trip time to the SFU.", nil, nil)
 	descTemp    = prometheus.NewDesc("roombox_temperature_celsius", "Board temperature; absent without a sensor.", nil, nil)
+	// The camera's layers; absent without a camera.
+	descEstimate    = prometheus.NewDesc("roombox_bandwidth_estimate_bps", "Send-side bandwidth estimate the layers share (0 outside a room).", nil, nil)
+	descLayerTarget = prometheus.NewDesc("roombox_video_layer_target_bps", "A simulcast layer's encoder target, bits per second.", []string{"rid"}, nil)
+	descLayerSent   = prometheus.NewDesc("roombox_video_layer_sent", "1 while a simulcast layer is encoded and sent: someone receives it and the estimate carries it.", []string{"rid"}, nil)
+	descLayerFrames = prometheus.NewDesc("roombox_video_layer_frames_total", "Frames a simulcast layer has encoded.", []string{"rid"}, nil)
 )
 
 var allStates = []control.State{control.StateUnprovisioned, control.StateConnecting, control.StateInRoom, control.StateReconnecting, control.StateError}
@@ -106,7 +111,8 @@ type statusCollector struct {
 }
 
 func (s *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descMic, descCamera, descSpeaker, descLED, descVideo, descLoss, descRTT, descTemp} {
+	for _, d := range []*prometheus.Desc{descState, descMic, descCamera, descSpeaker, descLED, descVideo, descLoss, descRTT, descTemp,
+		descEstimate, descLayerTarget, descLayerSent, descLayerFrames} {
 		ch <- d
 	}
 }
@@ -130,6 +136,14 @@ func (s *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	if s.thermal != nil {
 		if c, err := s.thermal.Celsius(); err == nil {
 			gauge(descTemp, c)
+		}
+	}
+	if v := st.Video; v != nil {
+		gauge(descEstimate, float64(v.TargetBitrate))
+		for _, l := range v.Layers {
+			gauge(descLayerTarget, float64(l.Bitrate), l.RID)
+			gauge(descLayerSent, b2f(l.Sent), l.RID)
+			ch <- prometheus.MustNewConstMetric(descLayerFrames, prometheus.CounterValue, float64(l.Frames), l.RID)
 		}
 	}
 }

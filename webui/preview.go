@@ -37,6 +37,7 @@ type previewer struct {
 	audio    webrtc.TrackLocal
 	onRTCP   func([]rtcp.Packet) // the video's RTCP: keyframe on PLI/FIR
 	keyframe func()
+	watching func(bool) // told under mu, in order, when the first opens and the last closes
 
 	mu     sync.Mutex
 	pcs    map[*webrtc.PeerConnection]bool
@@ -46,9 +47,9 @@ type previewer struct {
 
 // newPreviewer serves previews of the video and audio tracks; either is nil when the board
 // lacks that part.
-func newPreviewer(log *slog.Logger, video, audio webrtc.TrackLocal, onRTCP func([]rtcp.Packet), keyframe func()) *previewer {
-	return &previewer{log: log, video: video, audio: audio, onRTCP: onRTCP, keyframe: keyframe,
-		pcs: map[*webrtc.PeerConnection]bool{}}
+func newPreviewer(log *slog.Logger, m PreviewMedia) *previewer {
+	return &previewer{log: log, video: m.Video, audio: m.Audio, onRTCP: m.OnRTCP, keyframe: m.Keyframe,
+		watching: m.Watching, pcs: map[*webrtc.PeerConnection]bool{}}
 }
 
 // answer takes a browser's offer SDP (recvonly video and audio) and returns the complete answer
@@ -89,6 +90,9 @@ func (p *previewer) add(pc *webrtc.PeerConnection) error {
 		return fmt.Errorf("%w (%d)", ErrPreviewBusy, maxPreviews)
 	}
 	p.pcs[pc] = true
+	if len(p.pcs) == 1 {
+		p.watching(true)
+	}
 	return nil
 }
 
@@ -97,6 +101,9 @@ func (p *previewer) remove(pc *webrtc.PeerConnection) {
 	p.mu.Lock()
 	known := p.pcs[pc]
 	delete(p.pcs, pc)
+	if known && len(p.pcs) == 0 {
+		p.watching(false)
+	}
 	p.mu.Unlock()
 	if known {
 		if err := pc.Close(); err != nil {

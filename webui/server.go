@@ -72,6 +72,9 @@ type PreviewMedia struct {
 	Video, Audio webrtc.TrackLocal
 	OnRTCP       func([]rtcp.Packet)
 	Keyframe     func()
+	// Watching, if set, is told when the first preview opens (true) and the last closes
+	// (false): the video it shows must be encoded meanwhile, whoever else watches.
+	Watching func(bool)
 }
 
 // Server is the control page and its JSON API on the --http address. It owns the page's
@@ -97,12 +100,15 @@ func New(cfg Config) (*Server, error) {
 	if p.Keyframe == nil {
 		p.Keyframe = func() {}
 	}
+	if p.Watching == nil {
+		p.Watching = func(bool) {}
+	}
 	w := newWeb(webConfig{
 		c:       cfg.Controller,
 		auth:    newWebAuth(cfg.SetupCode, cfg.AdminHash, time.Now, cfg.Metrics.LoginFailed),
 		log:     cfg.Log,
 		devices: cfg.Devices,
-		preview: newPreviewer(cfg.Log, p.Video, p.Audio, p.OnRTCP, p.Keyframe),
+		preview: newPreviewer(cfg.Log, p),
 		live:    cfg.Live,
 		meter:   cfg.Meter,
 		logs:    cfg.Logs,

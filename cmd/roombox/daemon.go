@@ -51,12 +51,23 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	provisionFile := fs.String("provision-file", "", "provisioning token `file` (on the boot partition) applied and deleted at start")
 	simMic := fs.String("sim-mic", "", "with --hal sim: a WAV `file` (48 kHz mono 16-bit) the microphone plays in a loop instead of its tone")
 	simRoom := fs.String("sim-room", "", "with --hal sim: put the board in a room whose echo reaches its microphone: on, or `key=value,...` of delay, t60, reverb, coupling, clip, noise, seed")
+	videoSize := fs.String("video-size", fmt.Sprintf("%dx%d", appliance.DefaultVideo.Width, appliance.DefaultVideo.Height),
+		"camera capture `WxH` (even, up to 1920x1088); the layers are it, half and a quarter of it")
+	videoFPS := fs.Int("video-fps", appliance.DefaultVideo.FPS, "camera frame `rate`, 1 to 60")
+	videoLayers := fs.Int("video-layers", appliance.DefaultVideo.Layers, "simulcast `layers` published, 1 to 3 (fewer when the camera is small)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if err := noArgs(fs, pos); err != nil {
 		return err
+	}
+	video := appliance.VideoOptions{FPS: *videoFPS, Layers: *videoLayers}
+	if _, err := fmt.Sscanf(*videoSize, "%dx%d", &video.Width, &video.Height); err != nil {
+		return usageError{fs: fs, err: fmt.Errorf("run: --video-size %q: want WIDTHxHEIGHT", *videoSize)}
+	}
+	if err := video.Check(); err != nil {
+		return usageError{fs: fs, err: fmt.Errorf("run: %w", err)}
 	}
 	if *hal != "sim" && *hal != "linux" {
 		return usageError{fs: fs, err: fmt.Errorf("run: --hal %q: want sim or linux", *hal)}
@@ -88,7 +99,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	err = runDaemon(ctx, appliance.Options{Hal: *hal, StateDir: *dir, HTTPAddr: *addr, Logger: log,
-		FleetKey: key, ProvisionFile: *provisionFile, PinsFile: *pinsFile, SimMic: *simMic, SimRoom: room})
+		FleetKey: key, ProvisionFile: *provisionFile, PinsFile: *pinsFile, SimMic: *simMic, SimRoom: room, Video: video})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // stopped by a signal: a clean exit
 	}

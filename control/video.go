@@ -1,0 +1,26 @@
+package control
+
+// VideoStatus is what the camera sends: its capture and its simulcast layers.
+type VideoStatus struct {
+	Width  int `json:"width"`
+	Height int `json:"height"`
+	FPS    int `json:"fps"`
+	// TargetBitrate is the send-side bandwidth estimate the layers share (bits per second;
+	// 0 outside a room), from the room server's congestion feedback.
+	TargetBitrate int          `json:"target_bitrate,omitempty"`
+	Layers        []VideoLayer `json:"layers"`
+}
+
+// VideoLayer is one simulcast layer, largest first.
+type VideoLayer struct {
+	RID     string `json:"rid"`
+	Width   int    `json:"width"`
+	Height  int    `json:"height"`
+	Bitrate int    `json:"bitrate"` // the encoder's target, bits per second
+	// Wanted: someone in the room receives it (dynacast), or the page previews it.
+	Wanted bool `json:"wanted"`
+	// Sent: it is encoded, wanted and within the bandwidth estimate.
+	Sent bool `json:"sent"`
+	// Frames counts the frames encoded since start.
+	Frames uint64 `json:"frames"`
+}
