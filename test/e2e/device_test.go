@@ -17,8 +17,8 @@ import (
 const (
 	room             = "e2e"
 	deviceIdentity   = "roombox-e2e"
-	simWidth         = 640
-	simHeight        = 360
+	simWidth         = 1280 // roombox run's default camera (appliance.DefaultVideo)
+	simHeight        = 720
 	silentDBFS       = -60.0 // decoded 440 Hz level that counts as silence
 	toneDBFS         = -30.0 // the sim mic's tone is about -10 dBFS; anything above this is the tone
 	muteBudget       = 500 * time.Millisecond

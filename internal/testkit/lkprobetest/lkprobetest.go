@@ -79,12 +79,19 @@ type Probe struct {
 // stderr if the test failed.
 func Start(t testing.TB, url, token string, args ...string) *Probe {
 	t.Helper()
+	return StartWith(t, exec.Command, url, token, args...)
+}
+
+// StartWith is Start with the command made by command (exec.Command, or one that runs it in
+// a network namespace).
+func StartWith(t testing.TB, command func(name string, args ...string) *exec.Cmd, url, token string, args ...string) *Probe {
+	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		t.Fatalf("lkprobetest: %v", err)
 	}
 	p := &Probe{done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"-url", url, "-token", token}, args...)...)
+	p.cmd = command(bin, append([]string{"-url", url, "-token", token}, args...)...)
 	p.cmd.Stderr = &p.stderr
 	p.cmd.SysProcAttr = sysProcAttr()
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {

@@ -243,6 +243,7 @@ func medianLevel(r echotest.Result) float64 {
 	slices.Sort(v)
 	return v[len(v)/2]
 }
+
 // echoSeen waits until the talker hears its speech back from the box, over a second louder
 // than echoSeenDBFS, from index from of its timeline on, and returns where that second starts.
 func echoSeen(t *testing.T, tk *echotest.Talker, from int) int {
@@ -269,6 +270,7 @@ func echoSeen(t *testing.T, tk *echotest.Talker, from int) int {
 	})
 	return seen
 }
+
 // setEchoCancellation switches the daemon's echo canceller through its LocalAPI (POST
 // /v1/audio, as any local program would), failing the test unless the answer holds it.
 func setEchoCancellation(t *testing.T, api *localapi.Client, on bool) {
@@ -307,4 +309,3 @@ func logEcho(t *testing.T, name string, r echotest.Result) {
 	t.Logf("echo canceller %s: echo %.1f dB (median %.1f dB; all heard %.1f dB), lag %v, %d active windows; per second (echo/heard dB@lag):%s",
 		name, r.EchoDB, r.MedianDB, r.LevelDB, r.Lag.Round(time.Millisecond), r.Active, b.String())
 }
-
