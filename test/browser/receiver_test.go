@@ -72,3 +72,41 @@ func TestReceivingClient(t *testing.T) {
 	drv.screenshot("rx", "receiving-client")
 	drv.do("close", map[string]any{"page": "rx"})
 }
+
+// TestAdaptiveStreamPicksLayer (issue 13, must-show 1): two browsers with the official
+// livekit-client and adaptiveStream receive the box's camera (720p in three layers) in
+// elements of different sizes: the server sends the 160x90 element a layer at most 640 wide
+// and the 1280x720 element the full 1280x720 layer, as each one's decoded size shows.
+func TestAdaptiveStreamPicksLayer(t *testing.T) {
+	const room, identity = "browser-adaptive", "roombox-sender"
+	srv := lktest.Start(t)
+	bin := roomboxtest.Binary(t)
+	stateDir := roomboxtest.StateDir(t)
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
+		"--token", lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
+	roomboxtest.Start(t, bin, stateDir).WaitHealthy(t)
+	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s control.Status) bool { return s.State == "in-room" })
+	drv := startDriver(t)
+	web := receiverServer(t)
+	for _, v := range []struct {
+		page, w, h, want string
+	}{{"small", "160", "90", "^(160x90|320x180|640x360)$"}, {"big", "1280", "720", "^1280x720$"}} {
+		q := url.Values{
+			"url":      {srv.URL},
+			"token":    {lktest.Token(t, room, "browser-"+v.page, lktest.TokenTTL(time.Hour))},
+			"from":     {identity},
+			"adaptive": {"1"},
+			"w":        {v.w},
+			"h":        {v.h},
+		}
+		drv.do("open", map[string]any{"page": v.page, "url": web.URL + "/receiver.html?" + q.Encode()})
+		drv.do("waitText", map[string]any{"page": v.page, "selector": "#rx-state", "pattern": "^receiving$", "timeout": 30000})
+		// The decoded size settles once the server switched to the layer the element asked for.
+		drv.do("waitText", map[string]any{"page": v.page, "selector": "#rx-size", "pattern": v.want, "timeout": 30000})
+		size, _ := drv.read(v.page, "#rx-size")
+		t.Logf("a %sx%s element with adaptiveStream receives %s", v.w, v.h, size)
+	}
+	st := roomboxtest.MustStatus(t, bin, stateDir)
+	t.Logf("the box's layers: %+v", st.Video.Layers)
+	drv.screenshot("big", "adaptive-big")
+}
