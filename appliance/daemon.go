@@ -154,6 +154,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if d.video != nil {
 		spawn("video", d.video.Run)
+		spawn("video load", d.watchLoad)
 	}
 	if d.audio != nil {
 		spawn("audio", d.audio.Run)

@@ -203,8 +203,9 @@ type layerControl struct {
 	mu       sync.Mutex
 	wanted   []bool
 	watching bool
-	target   int // the estimate; 0 without one
-	limit    int // the provisioned total for video; 0: the configured bitrates
+	degraded degradeStep // stepNoTop: the largest layer off (degrade.go)
+	target   int         // the estimate; 0 without one
+	limit    int         // the provisioned total for video; 0: the configured bitrates
 	sent     []bool
 	rates    []int
 	on       []bool
@@ -251,6 +252,14 @@ func (c *layerControl) SetWatching(on bool) {
 	c.applyLocked("preview")
 }
 
+// SetDegraded takes the camera's degradation step (degrade.go).
+func (c *layerControl) SetDegraded(s degradeStep) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.degraded = s
+	c.applyLocked("degradation")
+}
+
 // SetTarget takes a new bandwidth estimate (bits per second; 0: none, outside a room).
 func (c *layerControl) SetTarget(bps int) {
 	c.mu.Lock()
@@ -284,7 +293,8 @@ func (c *layerControl) applyLocked(why string) {
 	changed := false
 	for i := range c.want {
 		l := c.video.Layer(i)
-		on := (c.wanted[i] || c.watching && i == c.preview) && c.sent[i]
+		on := (c.wanted[i] || c.watching && i == c.preview) && c.sent[i] &&
+			!(c.degraded >= stepNoTop && i == 0 && len(c.want) > 1)
 		if on != c.on[i] {
 			changed = true
 			c.on[i] = on
@@ -328,5 +338,6 @@ func (c *layerControl) status() control.VideoStatus {
 			Bitrate: c.rates[i], Wanted: c.wanted[i] || c.watching && i == c.preview, Sent: c.on[i], Frames: l.Encoded()})
 	}
 	st.TargetBitrate = c.target
+	st.Degraded = c.degraded.String()
 	return st
 }

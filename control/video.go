@@ -7,8 +7,11 @@ type VideoStatus struct {
 	FPS    int `json:"fps"`
 	// TargetBitrate is the send-side bandwidth estimate the layers share (bits per second;
 	// 0 outside a room), from the room server's congestion feedback.
-	TargetBitrate int          `json:"target_bitrate,omitempty"`
-	Layers        []VideoLayer `json:"layers"`
+	TargetBitrate int `json:"target_bitrate,omitempty"`
+	// Degraded says what the camera gave up because its encoders fell behind or the board
+	// ran hot ("half frame rate", "half frame rate, top layer off"); empty when nothing.
+	Degraded string       `json:"degraded,omitempty"`
+	Layers   []VideoLayer `json:"layers"`
 }
 
 // VideoLayer is one simulcast layer, largest first.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -365,5 +366,37 @@ func BenchmarkSimulcastFrame(b *testing.B) {
 			}
 			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/frame")
 		})
+	}
+}
+
+// slowEncoder takes at least d per frame, as a slow board's encoder would.
+type slowEncoder struct {
+	*nopEncoder
+	d time.Duration
+}
+
+func (e slowEncoder) Encode(f *hal.Frame, key bool) (hal.EncodedFrame, error) {
+	time.Sleep(e.d)
+	return e.nopEncoder.Encode(f, key)
+}
+
+// Busy counts the time spent encoding: 10 frames through an encoder that takes 5 ms each
+// add at least 50 ms; with the frame rate divided by 2, half the frames are encoded.
+func TestVideoBusy(t *testing.T) {
+	for _, tc := range []struct {
+		divisor int
+		least   time.Duration
+	}{{1, 50 * time.Millisecond}, {2, 25 * time.Millisecond}} {
+		b := simBoard(t, sim.Config{Width: 320, Height: 180, Clock: sim.NewInstantClock(t0)})
+		ctx, cancel := context.WithCancel(context.Background())
+		cam, _ := cancelAtRead(b.Camera, 10, cancel)
+		v := oneLayer(t, cam, slowEncoder{&nopEncoder{buf: []byte{0, 0, 0, 1, 0x65}}, 5 * time.Millisecond}, &hookWriter{})
+		if err := v.SetFrameRateDivisor(tc.divisor); err != nil {
+			t.Fatal(err)
+		}
+		runUntilDone(t, v.Run, ctx)
+		if got := v.Busy(); got < tc.least || got > 4*tc.least+time.Second {
+			t.Errorf("divisor %d: Busy after 10 captures = %v, want at least %v", tc.divisor, got, tc.least)
+		}
 	}
 }

@@ -34,6 +34,7 @@ type Video struct {
 
 	enabled atomic.Bool  // the camera: off sends black, see SetEnabled
 	divisor atomic.Int64 // encode every n-th captured frame
+	busy    atomic.Int64 // nanoseconds spent scaling and encoding, see Busy
 
 	frame    hal.Frame
 	black    hal.Frame // sent instead of the camera's frames while the camera is off
@@ -171,6 +172,11 @@ func (v *Video) SetFrameRateDivisor(n int) error {
 	return nil
 }
 
+// Busy is the time Run has spent scaling and encoding so far. Its growth over a stretch of
+// wall time is the share of it the encoders need: near 1, frames wait for the encoders and
+// arrive late (a slow board, or a busy one).
+func (v *Video) Busy() time.Duration { return time.Duration(v.busy.Load()) }
+
 // Config is the layer's configuration as NewVideo was given it.
 func (l *VideoLayer) Config() LayerConfig { return l.cfg }
 
@@ -229,6 +235,8 @@ func (v *Video) next(ctx context.Context) error {
 	if err := v.cam.ReadFrame(ctx, &v.frame); err != nil {
 		return err
 	}
+	start := time.Now()
+	defer func() { v.busy.Add(int64(time.Since(start))) }()
 	src := &v.frame
 	if v.enabled.Load() {
 		v.off = 0
