@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
@@ -209,12 +210,15 @@ type layerControl struct {
 	sent     []bool
 	rates    []int
 	on       []bool
+	probe    prober           // tries a layer the estimate does not carry yet
+	now      func() time.Time // the prober's clock
 }
 
 func newLayerControl(video *media.Video, tracks []*signaling.LayerTrack, want []int, preview, audio int, log *slog.Logger) *layerControl {
 	n := len(want)
 	c := &layerControl{video: video, tracks: tracks, want: want, preview: preview, audio: audio, log: log,
-		wanted: make([]bool, n), sent: make([]bool, n), rates: slices.Clone(want), on: make([]bool, n)}
+		wanted: make([]bool, n), sent: make([]bool, n), rates: slices.Clone(want), on: make([]bool, n),
+		probe: newProber(), now: time.Now}
 	for i := range n {
 		c.wanted[i], c.sent[i], c.on[i] = true, true, true
 	}
@@ -289,7 +293,20 @@ func (c *layerControl) applyLocked(why string) {
 	if c.target > 0 {
 		budget = min(budget, c.target*(100-overheadShare)/100-c.audio)
 	}
+	prev := c.sent
 	c.rates, c.sent = share(budget, c.want, c.sent)
+	dropped, top := false, len(c.want)-1
+	for i := range c.want {
+		dropped = dropped || prev[i] && !c.sent[i]
+		if c.sent[i] {
+			top = min(top, i)
+		}
+	}
+	candidate := -1
+	if top > 0 && c.wanted[top-1] && c.target > 0 && !(c.degraded >= stepNoTop && top-1 == 0) {
+		candidate = top - 1
+	}
+	c.probe.adjust(c.now(), c.target, candidate, dropped, c.want, c.rates, c.sent)
 	changed := false
 	for i := range c.want {
 		l := c.video.Layer(i)

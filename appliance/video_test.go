@@ -3,6 +3,7 @@ package appliance
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestShareDropsTheTopLayerFirst: the video budget goes to the smallest layer first; a larger
@@ -32,6 +33,67 @@ func TestShareDropsTheTopLayerFirst(t *testing.T) {
 		rates, sent := share(tc.budget, want, tc.sent)
 		if !slices.Equal(rates, tc.wantRates) || !slices.Equal(sent, tc.wantSent) {
 			t.Errorf("%s: share(%d, sent %v) = %v, %v; want %v, %v", tc.name, tc.budget, tc.sent, rates, sent, tc.wantRates, tc.wantSent)
+		}
+	}
+}
+
+// TestProberTriesTheNextLayer: a layer the estimate does not carry is tried for trialFor
+// after a backoff; a trial the link refuses (the estimate falls by 15 %) ends at once and
+// the next waits twice as long; one the estimate carries stays (share keeps it) and resets
+// the backoff.
+func TestProberTriesTheNextLayer(t *testing.T) {
+	want := []int{1_700_000, 450_000, 160_000}
+	t0 := time.Unix(1_800_000_000, 0)
+	p := newProber()
+	step := func(at time.Duration, target int, sent []bool) ([]int, []bool) {
+		rates := []int{0, 450_000, 160_000}
+		s := slices.Clone(sent)
+		p.adjust(t0.Add(at), target, 0, false, want, rates, s)
+		return rates, s
+	}
+	qh := []bool{false, true, true}
+	if _, s := step(0, 1_000_000, qh); s[0] {
+		t.Fatal("f tried at once; want a backoff first")
+	}
+	if _, s := step(4*time.Second, 1_000_000, qh); s[0] {
+		t.Fatal("f tried before the backoff (5 s) ran out")
+	}
+	rates, s := step(5*time.Second, 1_000_000, qh)
+	if !s[0] || rates[0] != 680_000 {
+		t.Fatalf("at 5 s: f sent %v at %d; want tried at 40 %% of its bitrate (680000)", s[0], rates[0])
+	}
+	if _, s := step(6*time.Second, 840_000, qh); s[0] || p.layer != -1 {
+		t.Fatalf("the estimate fell 16 %%: f sent %v, on trial %d; want the trial ended", s[0], p.layer)
+	}
+	if _, s := step(15*time.Second, 1_000_000, qh); s[0] {
+		t.Fatal("tried again 9 s after a refused trial; want 10 s")
+	}
+	if _, s := step(16*time.Second, 1_000_000, qh); !s[0] {
+		t.Fatal("not tried again 10 s after the refused trial")
+	}
+	// The estimate carries it: share keeps it sent, the trial ends well.
+	if _, s := step(20*time.Second, 2_300_000, []bool{true, true, true}); !s[0] || p.layer != -1 || p.backoff != firstBackoff {
+		t.Fatalf("after a carried trial: sent %v, on trial %d, backoff %v; want kept, none, %v", s[0], p.layer, p.backoff, firstBackoff)
+	}
+}
+
+// TestProberBackoffEndsWhenTheLinkRecovers: refused twice at 840 kbit/s (a 20 s backoff),
+// the prober waits at 1 Mbit/s but tries at once at 1.1 Mbit/s (130 %): the link got better.
+func TestProberBackoffEndsWhenTheLinkRecovers(t *testing.T) {
+	want := []int{1_700_000, 450_000, 160_000}
+	t0 := time.Unix(1_800_000_000, 0)
+	p := newProber()
+	p.fail(t0, 840_000)
+	p.fail(t0, 840_000)
+	for _, tc := range []struct {
+		at     time.Duration
+		target int
+		tried  bool
+	}{{time.Second, 1_000_000, false}, {2 * time.Second, 1_100_000, true}} {
+		rates, sent := []int{0, 450_000, 160_000}, []bool{false, true, true}
+		p.adjust(t0.Add(tc.at), tc.target, 0, false, want, rates, sent)
+		if sent[0] != tc.tried {
+			t.Errorf("at %v with %d bit/s: f tried %v, want %v", tc.at, tc.target, sent[0], tc.tried)
 		}
 	}
 }
