@@ -35,7 +35,7 @@ TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOM
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all deps systemd-deps cross-deps browser-deps npm-deps stress-deps livekit lkprobe lab-kernel lab-kernel-arm64 build cross test \
-        test-browser test-cross test-arm64 test-stress soak lab lab-arm64 bench lint run clean
+        test-browser test-cross test-arm64 test-stress soak lab lab-arm64 bench bench-gst lint run clean
 
 all: build
 
@@ -302,6 +302,13 @@ soak: deps livekit build
 
 bench: deps livekit build
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./...
+
+# 720p30 three-layer publishing side by side with GStreamer (videotestsrc ! x264enc per layer):
+# CPU and PSS, scripts/bench-gst.sh. GStreamer and its x264enc (plugins-ugly) only for this.
+GST_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+bench-gst: build
+	$(call apt-install-missing,$(GST_PACKAGES))
+	scripts/bench-gst.sh
 
 # staticcheck from the module proxy, pinned. SA1019 (deprecated) is off: the data packets'
 # `kind` and the user packet's participant identity are deprecated in livekit/protocol but
