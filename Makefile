@@ -274,15 +274,16 @@ lab: deps lab-kernel livekit build
 # restarted should something else stop it, and stopped after the last run, on failure and on
 # Ctrl-C too). Prints passes per test ("TestX  10/10", skips and failures with their error
 # lines) and the wall time; fails if any test failed any run. Suites: signaling's recovery
-# tests (any test named with Resume, Rejoin, Flap or ICE, and TestCloseDuringAnyPhase) and its
-# active-speaker test, all of test/e2e (the privacy and echo tests included), the appliance's
-# mute, privacy, speaker, race and audio settings tests, all of
+# tests (any test named with Resume, Rejoin, Flap or ICE, and TestCloseDuringAnyPhase), its
+# active-speaker and simulcast, dynacast and congestion tests, all of test/e2e (the privacy,
+# echo, layer and dynacast tests included), the appliance's mute, privacy, speaker, race,
+# audio settings and degradation tests, all of
 # internal/testkit/netlab (needs root). Each run's test2json stream is kept in .cache/stress/.
 STRESS_N    ?= 10
 STRESS_LOAD ?= stress-ng --cpu 2
-STRESS_SUITES := './signaling=^(TestCloseDuringAnyPhase|TestActiveSpeaker.*|Test.*(Resume|Rejoin|Flap|ICE).*)$$' \
+STRESS_SUITES := './signaling=^(TestCloseDuringAnyPhase|TestActiveSpeaker.*|Test.*(Resume|Rejoin|Flap|ICE|Simulcast|Dynacast|Congestion).*)$$' \
                  './test/e2e=.' \
-                 './appliance=Mute|Privacy|Speaker|Race|Presses|Audio' \
+                 './appliance=Mute|Privacy|Speaker|Race|Presses|Audio|Degrade' \
                  './internal/testkit/netlab=.'
 test-stress: deps stress-deps livekit lkprobe build
 	$(GO) build -o $(BIN)/stressrun ./internal/testkit/stressrun
