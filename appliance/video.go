@@ -190,8 +190,8 @@ func share(budget int, want []int, sent []bool) (rates []int, next []bool) {
 }
 
 // layerControl decides which of the camera's layers are encoded and at what bitrate: a
-// layer runs while someone receives it (dynacast: the room server's LayersWanted) or the
-// page previews it, and while the bandwidth estimate carries it. Its effects are applied
+// layer runs while someone receives it (dynacast: the room server's LayersWanted) and the
+// bandwidth estimate carries it, or while the page previews it. Its effects are applied
 // under mu, in the order the inputs arrive.
 type layerControl struct {
 	video   *media.Video
@@ -310,7 +310,9 @@ func (c *layerControl) applyLocked(why string) {
 	changed := false
 	for i := range c.want {
 		l := c.video.Layer(i)
-		on := (c.wanted[i] || c.watching && i == c.preview) && c.sent[i] &&
+		// The page's preview is on the LAN, not behind the room's estimate: its layer runs
+		// while it is open, carried or not (the room then gets it too).
+		on := (c.wanted[i] && c.sent[i] || c.watching && i == c.preview) &&
 			!(c.degraded >= stepNoTop && i == 0 && len(c.want) > 1)
 		if on != c.on[i] {
 			changed = true
