@@ -225,60 +225,48 @@ func newLayerControl(video *media.Video, tracks []*signaling.LayerTrack, want []
 	return c
 }
 
-// SetWanted takes the room server's word on which qualities anyone receives.
-func (c *layerControl) SetWanted(w map[signaling.VideoQuality]bool) {
+// update changes an input under the lock and brings the pipeline to it: the inputs arrive
+// from several goroutines (the session's events, gcc, the page, the load watcher) and are
+// applied in the order they arrive.
+func (c *layerControl) update(why string, change func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, t := range c.tracks {
-		if v, ok := w[t.Quality()]; ok {
-			c.wanted[i] = v
+	change()
+	c.applyLocked(why)
+}
+
+// SetWanted takes the room server's word on which qualities anyone receives.
+func (c *layerControl) SetWanted(w map[signaling.VideoQuality]bool) {
+	c.update("room", func() {
+		for i, t := range c.tracks {
+			if v, ok := w[t.Quality()]; ok {
+				c.wanted[i] = v
+			}
 		}
-	}
-	c.applyLocked("room")
+	})
 }
 
 // ResetWanted makes every layer wanted until the server says otherwise: a new session's
 // server has not spoken yet, and sends an update only when what is wanted changes.
 func (c *layerControl) ResetWanted() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range c.wanted {
-		c.wanted[i] = true
-	}
-	c.applyLocked("joined")
+	c.update("joined", func() {
+		for i := range c.wanted {
+			c.wanted[i] = true
+		}
+	})
 }
 
 // SetWatching keeps the preview's layer running while the page previews it.
-func (c *layerControl) SetWatching(on bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.watching = on
-	c.applyLocked("preview")
-}
+func (c *layerControl) SetWatching(on bool) { c.update("preview", func() { c.watching = on }) }
 
 // SetDegraded takes the camera's degradation step (degrade.go).
-func (c *layerControl) SetDegraded(s degradeStep) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.degraded = s
-	c.applyLocked("degradation")
-}
+func (c *layerControl) SetDegraded(s degradeStep) { c.update("degradation", func() { c.degraded = s }) }
 
 // SetTarget takes a new bandwidth estimate (bits per second; 0: none, outside a room).
-func (c *layerControl) SetTarget(bps int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.target = bps
-	c.applyLocked("bandwidth")
-}
+func (c *layerControl) SetTarget(bps int) { c.update("bandwidth", func() { c.target = bps }) }
 
 // SetLimit caps the video's total at the provisioned bitrate (0: the configured bitrates).
-func (c *layerControl) SetLimit(bps int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.limit = bps
-	c.applyLocked("provisioned bitrate")
-}
+func (c *layerControl) SetLimit(bps int) { c.update("provisioned bitrate", func() { c.limit = bps }) }
 
 // applyLocked brings the pipeline to the inputs, logging a change of the layers sent.
 func (c *layerControl) applyLocked(why string) {

@@ -30,17 +30,25 @@ func receiverServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
+// startSender runs a livekit-server and `roombox run` (with extra flags) provisioned into room
+// on it as identity, and waits until the box is in the room.
+func startSender(t *testing.T, room, identity string, extra ...string) (srv *lktest.Server, bin, stateDir string) {
+	t.Helper()
+	srv = lktest.Start(t)
+	bin = roomboxtest.Binary(t)
+	stateDir = roomboxtest.StateDir(t)
+	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
+		"--token", lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
+	roomboxtest.Start(t, bin, stateDir, extra...).WaitHealthy(t)
+	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s control.Status) bool { return s.State == "in-room" })
+	return srv, bin, stateDir
+}
+
 // TestReceivingClient: a browser in the room, with the official livekit-client, receives the
 // device's camera: the video element decodes pictures and frames advance.
 func TestReceivingClient(t *testing.T) {
 	const room, identity = "browser-receive", "roombox-sender"
-	srv := lktest.Start(t)
-	bin := roomboxtest.Binary(t)
-	stateDir := roomboxtest.StateDir(t)
-	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
-		"--token", lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
-	roomboxtest.Start(t, bin, stateDir).WaitHealthy(t)
-	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s control.Status) bool { return s.State == "in-room" })
+	srv, bin, stateDir := startSender(t, room, identity)
 	drv := startDriver(t)
 	web := receiverServer(t)
 
@@ -79,13 +87,7 @@ func TestReceivingClient(t *testing.T) {
 // and the 1280x720 element the full 1280x720 layer, as each one's decoded size shows.
 func TestAdaptiveStreamPicksLayer(t *testing.T) {
 	const room, identity = "browser-adaptive", "roombox-sender"
-	srv := lktest.Start(t)
-	bin := roomboxtest.Binary(t)
-	stateDir := roomboxtest.StateDir(t)
-	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
-		"--token", lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
-	roomboxtest.Start(t, bin, stateDir).WaitHealthy(t)
-	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s control.Status) bool { return s.State == "in-room" })
+	srv, bin, stateDir := startSender(t, room, identity)
 	drv := startDriver(t)
 	web := receiverServer(t)
 	for _, v := range []struct {

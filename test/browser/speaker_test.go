@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"roombox/control"
 	"roombox/internal/testkit/echotest"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/roomboxtest"
@@ -26,13 +25,7 @@ func TestActiveSpeakerInBrowser(t *testing.T) {
 	if err := echotest.WriteWAV(speech, echotest.Speech(t, "en-us", echotest.Text, -20)); err != nil {
 		t.Fatal(err)
 	}
-	srv := lktest.Start(t)
-	bin := roomboxtest.Binary(t)
-	stateDir := roomboxtest.StateDir(t)
-	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL,
-		"--token", lktest.Token(t, room, identity, lktest.TokenTTL(time.Hour)))
-	roomboxtest.Start(t, bin, stateDir, "--sim-mic", speech).WaitHealthy(t)
-	roomboxtest.WaitStatus(t, bin, stateDir, "in-room", 30*time.Second, func(s control.Status) bool { return s.State == "in-room" })
+	srv, bin, stateDir := startSender(t, room, identity, "--sim-mic", speech)
 	drv := startDriver(t)
 	web := receiverServer(t)
 	q := url.Values{

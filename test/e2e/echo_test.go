@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -103,7 +102,7 @@ func TestEchoCancellationEndToEnd(t *testing.T) {
 	offTo := offFrom + echotest.Samples(echoMeasured)
 	waitHeard(t, tk, offTo)
 	off := tk.Measure(offFrom, offTo, echotest.Options{})
-	logEcho(t, "off", off)
+	t.Logf("echo canceller off: %v", off)
 	if !(off.EchoDB > echoOffAtLeast) || !(off.EchoDB > off.LevelDB-echoOffExplained) || off.Active < 4 {
 		t.Fatalf("echo canceller off: echo %.1f dB of %.1f dB heard, in %d active windows; want above %.0f dB, within %.0f dB of all heard, in at least 4 (the measure must see the echo)",
 			off.EchoDB, off.LevelDB, off.Active, echoOffAtLeast, echoOffExplained)
@@ -120,7 +119,7 @@ func TestEchoCancellationEndToEnd(t *testing.T) {
 	onTo := onFrom + echotest.Samples(echoMeasured)
 	waitHeard(t, tk, onTo)
 	on := tk.Measure(onFrom, onTo, echotest.Options{Lags: []time.Duration{off.Lag}})
-	logEcho(t, "on", on)
+	t.Logf("echo canceller on: %v", on)
 	t.Logf("figure: e2e_echo_off=%.1f dB (median second %.1f dB)", off.EchoDB, off.MedianDB)
 	t.Logf("figure: e2e_echo_on=%.1f dB (median second %.1f dB)", on.EchoDB, on.MedianDB)
 	t.Logf("figure: e2e_echo_cancelled=%.1f dB (median second %.1f dB)", off.EchoDB-on.EchoDB, off.MedianDB-on.MedianDB)
@@ -142,21 +141,6 @@ func waitHeard(t *testing.T, tk *echotest.Talker, end int) {
 	wait := echotest.Duration(end-tk.Index(time.Now())) + time.Minute
 	testwait.For(t, fmt.Sprintf("the box's audio up to %v of the talker's timeline", echotest.Duration(end)), wait,
 		func() bool { return tk.HeardUntil() >= end })
-}
-
-// logEcho logs a measure and its windows.
-func logEcho(t *testing.T, name string, r echotest.Result) {
-	t.Helper()
-	var b strings.Builder
-	for _, w := range r.Windows {
-		mark := " "
-		if !w.Active {
-			mark = "-"
-		}
-		fmt.Fprintf(&b, " %s%.1f@%v", mark, w.EchoDB, w.Lag.Round(time.Millisecond))
-	}
-	t.Logf("echo canceller %s: echo %.1f dB (median %.1f dB; all heard %.1f dB), lag %v, %d active windows; per second (dB@lag):%s",
-		name, r.EchoDB, r.MedianDB, r.LevelDB, r.Lag.Round(time.Millisecond), r.Active, b.String())
 }
 
 // setAudio changes the box's audio settings through its LocalAPI (POST /v1/audio with the

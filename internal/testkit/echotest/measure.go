@@ -6,8 +6,10 @@
 package echotest
 
 import (
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -347,4 +349,20 @@ func TalkAfter(sent []int16, from int, d time.Duration) int {
 		}
 	}
 	return i
+}
+
+// String is the result in one line, for a test's log: the whole measure, then each window
+// as echo/heard dB@lag, inactive ones marked "-".
+func (r Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "echo %.1f dB (median %.1f dB; all heard %.1f dB), lag %v, %d active windows; per window (echo/heard dB@lag):",
+		r.EchoDB, r.MedianDB, r.LevelDB, r.Lag.Round(time.Millisecond), r.Active)
+	for _, w := range r.Windows {
+		mark := " "
+		if !w.Active {
+			mark = "-"
+		}
+		fmt.Fprintf(&b, " %s%.1f/%.1f@%v", mark, w.EchoDB, w.LevelDB, w.Lag.Round(time.Millisecond))
+	}
+	return b.String()
 }

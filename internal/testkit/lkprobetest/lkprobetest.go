@@ -227,3 +227,21 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// Receive asks for quality (LOW, MEDIUM, HIGH) of track sid and waits, from line from on,
+// for a keyframe of w x h and then a second of its pictures; it fails the test when that
+// second is of another size, and returns its stats and the index of its line.
+func (p *Probe) Receive(t testing.TB, sid, quality string, w, h, from int) (Line, int) {
+	t.Helper()
+	p.Send(t, "quality "+quality)
+	kf, at := p.Wait(t, "a "+quality+" keyframe", 20*time.Second, from, func(l Line) bool {
+		return l.Event == "keyframe" && l.SID == sid && l.Width == w && l.Height == h
+	})
+	st, at := p.Wait(t, "a second of "+quality, 20*time.Second, at+1, func(l Line) bool {
+		return l.Event == "stats" && l.SID == sid && l.Frames > 0
+	})
+	if st.Width != w || st.Height != h {
+		t.Fatalf("asked for %s: a second of %dx%d after a %dx%d keyframe, want %dx%d", quality, st.Width, st.Height, kf.Width, kf.Height, w, h)
+	}
+	return st, at
+}

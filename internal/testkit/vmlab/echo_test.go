@@ -170,14 +170,14 @@ func talkToTheBox(t *testing.T, url string, apiPort int, says []int16, full bool
 
 	var opts echotest.Options
 	off := tk.Measure(offFrom, offTo, opts)
-	logEcho(t, "off", off)
+	t.Logf("echo canceller off: %v", off)
 	if !(off.LevelDB > echoOffAtLeast) || off.Active < 4 {
 		t.Fatalf("echo canceller off: %.1f dB heard in %d active windows; want above %.0f dB in at least 4 (the echo must be plain)",
 			off.LevelDB, off.Active, echoOffAtLeast)
 	}
 	onFrom := converged + echotest.Samples(off.Lag)
 	on := tk.Measure(onFrom, onFrom+echotest.Samples(measured), opts)
-	logEcho(t, "on", on)
+	t.Logf("echo canceller on: %v", on)
 	offMedian, onMedian := medianLevel(off), medianLevel(on)
 	t.Logf("figure: vmlab_echo_off=%.1f dB by correlation (median window %.1f dB); all heard %.1f dB (median window %.1f dB)",
 		off.EchoDB, off.MedianDB, off.LevelDB, offMedian)
@@ -293,19 +293,4 @@ func waitHeard(t *testing.T, tk *echotest.Talker, end int) {
 	wait := echotest.Duration(end-tk.Index(time.Now())) + time.Minute
 	testwait.ForEvery(t, fmt.Sprintf("the box's audio up to %v of the talker's timeline", echotest.Duration(end)), wait,
 		250*time.Millisecond, func() bool { return tk.HeardUntil() >= end })
-}
-
-// logEcho logs a measure and its windows.
-func logEcho(t *testing.T, name string, r echotest.Result) {
-	t.Helper()
-	var b strings.Builder
-	for _, w := range r.Windows {
-		mark := " "
-		if !w.Active {
-			mark = "-"
-		}
-		fmt.Fprintf(&b, " %s%.1f/%.1f@%v", mark, w.EchoDB, w.LevelDB, w.Lag.Round(time.Millisecond))
-	}
-	t.Logf("echo canceller %s: echo %.1f dB (median %.1f dB; all heard %.1f dB), lag %v, %d active windows; per second (echo/heard dB@lag):%s",
-		name, r.EchoDB, r.MedianDB, r.LevelDB, r.Lag.Round(time.Millisecond), r.Active, b.String())
 }
