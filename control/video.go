@@ -1,5 +1,7 @@
 package control
 
+import "strings"
+
 // VideoStatus is what the camera sends: its capture and its simulcast layers.
 type VideoStatus struct {
 	Width  int `json:"width"`
@@ -26,4 +28,19 @@ type VideoLayer struct {
 	Sent bool `json:"sent"`
 	// Frames counts the frames encoded since start.
 	Frames uint64 `json:"frames"`
+}
+
+// Sending lists the rids of the layers sent, largest first, comma-separated ("f,h,q");
+// empty when none is sent or v is nil (no camera).
+func (v *VideoStatus) Sending() string {
+	if v == nil {
+		return ""
+	}
+	var rids []string
+	for _, l := range v.Layers {
+		if l.Sent {
+			rids = append(rids, l.RID)
+		}
+	}
+	return strings.Join(rids, ",")
 }

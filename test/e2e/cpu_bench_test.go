@@ -28,27 +28,17 @@ func BenchmarkCPUWatchedOrNot(b *testing.B) {
 		stateDir := roomboxtest.StateDir(b)
 		roomboxtest.MustCLI(b, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(b, room, deviceIdentity))
 		d := roomboxtest.Start(b, bin, stateDir)
-		sent := func(st control.Status) (rids string) {
-			if st.Video != nil {
-				for _, l := range st.Video.Layers {
-					if l.Sent {
-						rids += l.RID
-					}
-				}
-			}
-			return rids
-		}
 		roomboxtest.WaitStatus(b, bin, stateDir, "no layer sent with nobody watching", time.Minute,
-			func(st control.Status) bool { return sent(st) == "" })
+			func(st control.Status) bool { return st.Video != nil && st.Video.Sending() == "" })
 		idle := cpuOver(b, d.PID(), window)
 		probe := lkprobetest.Start(b, srv.URL, lktest.Token(b, room, "viewer"), "-participant", deviceIdentity, "-quality", "HIGH")
 		st := roomboxtest.WaitStatus(b, bin, stateDir, "f sent to the viewer", time.Minute,
-			func(st control.Status) bool { return strings.Contains(sent(st), "f") })
+			func(st control.Status) bool { return strings.Contains(st.Video.Sending(), "f") })
 		watched := cpuOver(b, d.PID(), window)
 		b.ReportMetric(idle, "%cpu-nobody")
 		b.ReportMetric(watched, "%cpu-f-viewer")
 		b.Logf("daemon CPU: %.1f %% of a core with nobody watching, %.1f %% with one full-size viewer (layers sent: %s; %d probe lines)",
-			idle, watched, sent(st), len(probe.Lines()))
+			idle, watched, st.Video.Sending(), len(probe.Lines()))
 		d.Stop(b)
 	}
 }

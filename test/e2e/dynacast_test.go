@@ -23,20 +23,9 @@ import (
 func TestDeviceEncodesOnlyLayersSomeoneReceives(t *testing.T) {
 	srv := lktest.Start(t)
 	bin, stateDir, _ := provisionedDevice(t, srv)
-	sending := func(st control.Status) (rids string) {
-		if st.Video == nil {
-			return "no video"
-		}
-		for _, l := range st.Video.Layers {
-			if l.Sent {
-				rids += l.RID
-			}
-		}
-		return rids
-	}
 	// Nobody has subscribed: the server says no layer is wanted (~10 s after publishing).
 	st := roomboxtest.WaitStatus(t, bin, stateDir, "every layer stopped with nobody watching", time.Minute,
-		func(st control.Status) bool { return sending(st) == "" })
+		func(st control.Status) bool { return st.Video != nil && st.Video.Sending() == "" })
 	frames := func(st control.Status) map[string]uint64 {
 		m := map[string]uint64{}
 		for _, l := range st.Video.Layers {
@@ -64,7 +53,7 @@ func TestDeviceEncodesOnlyLayersSomeoneReceives(t *testing.T) {
 	})
 	t.Logf("LOW layer back: first keyframe %dx%d", kf.Width, kf.Height)
 	st = roomboxtest.WaitStatus(t, bin, stateDir, "the q layer alone sent", time.Minute,
-		func(st control.Status) bool { return sending(st) == "q" })
+		func(st control.Status) bool { return st.Video.Sending() == "q" })
 	t.Logf("layers: %+v, estimate %d bit/s", st.Video.Layers, st.Video.TargetBitrate)
 }
 

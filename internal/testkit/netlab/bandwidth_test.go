@@ -5,7 +5,6 @@ package netlab_test
 import (
 	"context"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -41,17 +40,6 @@ func TestDeviceFollowsTheLinkRate(t *testing.T) {
 	d := startRoombox(ctx, t, lab, bin, lk.DeviceURL, tok, logDigest)
 	cancel()
 	status := func() control.Status { return roomboxtest.MustStatus(t, bin, d.StateDir) }
-	sending := func(st control.Status) string {
-		var rids []string
-		if st.Video != nil {
-			for _, l := range st.Video.Layers {
-				if l.Sent {
-					rids = append(rids, l.RID)
-				}
-			}
-		}
-		return strings.Join(rids, ",")
-	}
 	inServerNS := func(name string, args ...string) *exec.Cmd { return lab.Command(lab.ServerNS, name, args...) }
 	viewer, err := lktest.MintToken(room, "viewer")
 	if err != nil {
@@ -59,7 +47,7 @@ func TestDeviceFollowsTheLinkRate(t *testing.T) {
 	}
 	probe := lkprobetest.StartWith(t, inServerNS, lk.DeviceURL, viewer, "-participant", box, "-quality", "HIGH", "-audio")
 	roomboxtest.WaitStatus(t, bin, d.StateDir, "every layer sent to the viewer", time.Minute,
-		func(st control.Status) bool { return sending(st) == "f,h,q" })
+		func(st control.Status) bool { return st.Video.Sending() == "f,h,q" })
 
 	// 1 Mbit/s, 10 % loss.
 	const link1 = 1000
@@ -75,7 +63,7 @@ func TestDeviceFollowsTheLinkRate(t *testing.T) {
 			return st.Video != nil && st.Video.TargetBitrate > 0 && st.Video.TargetBitrate <= link1*1000*9/10
 		})
 	t.Logf("1 Mbit/s + 10 %% loss: estimate %d bit/s after %v, sending %s", st.Video.TargetBitrate,
-		time.Since(limited).Round(100*time.Millisecond), sending(st))
+		time.Since(limited).Round(100*time.Millisecond), st.Video.Sending())
 	early, _ := tbfStats(lab.DeviceNS)
 	// The link's drops over the next 5 s of its own traffic, against those until the estimate
 	// came down.
@@ -99,14 +87,14 @@ func TestDeviceFollowsTheLinkRate(t *testing.T) {
 	lab.Device.Rate(5000)
 	raised := time.Now()
 	st = roomboxtest.WaitStatus(t, bin, d.StateDir, "every layer back on a 5 Mbit/s link", 30*time.Second,
-		func(st control.Status) bool { return sending(st) == "f,h,q" })
+		func(st control.Status) bool { return st.Video.Sending() == "f,h,q" })
 	t.Logf("5 Mbit/s: every layer back after %v, estimate %d bit/s", time.Since(raised).Round(100*time.Millisecond), st.Video.TargetBitrate)
 
 	// 300 kbit/s: the lowest layer alone, the microphone whole.
 	lab.Device.Rate(300)
 	lowered := time.Now()
 	st = roomboxtest.WaitStatus(t, bin, d.StateDir, "the lowest layer alone on 300 kbit/s", 30*time.Second,
-		func(st control.Status) bool { return sending(st) == "q" })
+		func(st control.Status) bool { return st.Video.Sending() == "q" })
 	t.Logf("300 kbit/s: q alone after %v, estimate %d bit/s", time.Since(lowered).Round(100*time.Millisecond), st.Video.TargetBitrate)
 	// Once the link has carried a second of traffic without a drop (the queue the higher
 	// rates left behind drained), three seconds of the microphone at the viewer.
