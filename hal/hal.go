@@ -56,6 +56,14 @@ type Camera interface {
 	Close() error
 }
 
+// FormatSetter is a camera whose capture can change while it runs. SetFormat is called from
+// the goroutine that reads frames, between reads; the camera takes the mode nearest to want
+// that it has and returns the format in force. On an error the camera keeps (or goes back
+// to) the format it had.
+type FormatSetter interface {
+	SetFormat(ctx context.Context, want VideoFormat) (VideoFormat, error)
+}
+
 // AudioFormat describes interleaved signed 16-bit PCM.
 type AudioFormat struct {
 	SampleRate   int
@@ -213,6 +221,9 @@ type Board struct {
 	Encoder func(EncoderConfig) (VideoEncoder, error)
 	// EncoderName says which hardware encoder Encoder opens, for the page and the log.
 	EncoderName string
+	// EncoderBudget is how many pixels a second the hardware encoder encodes at most, over
+	// all its instances (bcm2835-codec: about 1080p30); 0 when unbounded or unknown.
+	EncoderBudget int
 	// Others are what else the board holds (button watchers, GPIO lines), closed first.
 	Others []io.Closer
 }

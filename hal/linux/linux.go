@@ -191,8 +191,10 @@ func attachCamera(ctx context.Context, b *hal.Board, cfg Config) (string, error)
 		return "", err
 	}
 	log := cfg.Logger
-	b.Camera = v4l2.NewReopener(cam, func(ctx context.Context) (hal.Camera, error) {
-		return v4l2.Open(ctx, cfg.Camera)
+	b.Camera = v4l2.NewReopener(cam, func(ctx context.Context, want hal.VideoFormat) (hal.Camera, error) {
+		c := cfg.Camera
+		c.Width, c.Height, c.FPS = want.Width, want.Height, want.FPS
+		return v4l2.Open(ctx, c)
 	}, v4l2.ReopenConfig{Clock: cfg.Camera.Clock, OnEvent: func(e v4l2.Event) {
 		switch e.Kind {
 		case v4l2.Lost:

@@ -29,6 +29,7 @@ func EncoderPart(f m2m.Finder) Part {
 		}
 		b.Encoder = func(cfg hal.EncoderConfig) (hal.VideoEncoder, error) { return m2m.NewEncoder(info, cfg) }
 		b.EncoderName = fmt.Sprintf("%s %s", info.Card, info.Path)
+		b.EncoderBudget = info.Budget()
 		return true, nil
 	})
 }

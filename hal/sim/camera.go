@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,10 +15,13 @@ import (
 // them, a band of stripes scrolling 3 pixels a frame below, and the Stamp in the top-left
 // corner. Frames come at FPS on the schedule start + n/FPS; a reader more than a frame late
 // gets the current frame and Seq skips the missed ones, as with a real capture queue.
-// ReadFrame is for one goroutine; Close may be called from any.
+// ReadFrame and SetFormat are for one goroutine; Format and Close may be called from any.
 type Camera struct {
+	mu     sync.Mutex // guards format, which Format reads from any goroutine
 	format hal.VideoFormat
+	clock  Clock
 	pace   pacer
+	base   uint64 // frames of the formats before this one: Seq keeps counting across SetFormat
 	closed atomic.Bool
 
 	bg      hal.Frame // bars and the grey band, drawn once
@@ -41,15 +45,34 @@ var bars = [7][3]byte{
 }
 
 func newCamera(f hal.VideoFormat, clock Clock) *Camera {
-	c := &Camera{
-		format: f,
-		pace:   pacer{clock: clock, rate: int64(f.FPS), maxLag: time.Second / time.Duration(f.FPS)},
-		bandY:  f.Height * 2 / 3 &^ 1,
-		box:    f.Height / 6 &^ 1,
-	}
+	c := &Camera{clock: clock}
+	c.setup(f)
+	return c
+}
+
+// setup starts rendering at f: a new schedule at its rate, the pattern drawn at its size.
+func (c *Camera) setup(f hal.VideoFormat) {
+	c.mu.Lock()
+	c.format = f
+	c.mu.Unlock()
+	c.pace = pacer{clock: c.clock, rate: int64(f.FPS), maxLag: time.Second / time.Duration(f.FPS)}
+	c.bandY = f.Height * 2 / 3 &^ 1
+	c.box = f.Height / 6 &^ 1
 	c.boxY = ((c.bandY-c.box)/2 + StampCell(f.Width)*stampRows/2) &^ 1
 	c.drawBackground()
-	return c
+}
+
+// SetFormat renders at want from the next frame (hal.FormatSetter): the simulated camera
+// has every mode from 64x64 to 1920x1088 at 1 to 60 fps, even sizes.
+func (c *Camera) SetFormat(_ context.Context, want hal.VideoFormat) (hal.VideoFormat, error) {
+	if want.Width < 64 || want.Height < 64 || want.Width > 1920 || want.Height > 1088 ||
+		want.Width%2 != 0 || want.Height%2 != 0 || want.FPS < 1 || want.FPS > 60 {
+		return c.Format(), fmt.Errorf("sim: camera has no mode %dx%d@%d (even sizes 64x64 to 1920x1088, 1 to 60 fps)",
+			want.Width, want.Height, want.FPS)
+	}
+	c.base += uint64(c.pace.n)
+	c.setup(want)
+	return want, nil
 }
 
 func (c *Camera) drawBackground() {
@@ -82,8 +105,12 @@ func (c *Camera) drawBackground() {
 	}
 }
 
-// Format returns the configured size and rate.
-func (c *Camera) Format() hal.VideoFormat { return c.format }
+// Format returns the size and rate rendered.
+func (c *Camera) Format() hal.VideoFormat {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.format
+}
 
 // ReadFrame waits for the next frame slot and draws that frame into f.
 func (c *Camera) ReadFrame(ctx context.Context, f *hal.Frame) error {
@@ -99,13 +126,14 @@ func (c *Camera) ReadFrame(ctx context.Context, f *hal.Frame) error {
 	}
 	captured := time.Unix(0, c.pace.clock.Now().UnixNano())
 	c.draw(f, uint64(n))
-	f.Seq, f.Captured = uint64(n), captured
-	EncodeStamp(f, Stamp{Seq: uint64(n), Captured: captured})
+	seq := c.base + uint64(n)
+	f.Seq, f.Captured = seq, captured
+	EncodeStamp(f, Stamp{Seq: seq, Captured: captured})
 	return nil
 }
 
 func (c *Camera) draw(f *hal.Frame, n uint64) {
-	w, h := c.format.Width, c.format.Height
+	w, h := c.bg.Width, c.bg.Height
 	f.Ensure(w, h)
 	copy(f.Y, c.bg.Y)
 	copy(f.U, c.bg.U)

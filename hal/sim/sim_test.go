@@ -140,6 +140,47 @@ func TestCameraFrames(t *testing.T) {
 	}
 }
 
+// SetFormat changes the size and rate from the next frame; Seq keeps counting; a mode the
+// simulated camera does not have is refused and the format kept.
+func TestCameraSetFormat(t *testing.T) {
+	clk := sim.NewFakeClock(t0)
+	b := newBoard(t, sim.Config{Clock: clk})
+	ctx := context.Background()
+	var f hal.Frame
+	read := func() {
+		t.Helper()
+		if err := b.Camera.ReadFrame(ctx, &f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	clk.Advance(time.Second / 30)
+	read() // seq 1
+	want := hal.VideoFormat{Width: 1280, Height: 720, FPS: 15}
+	got, err := b.Camera.SetFormat(ctx, want)
+	if err != nil || got != want || b.Camera.Format() != want {
+		t.Fatalf("SetFormat(%v) = %v, %v; Format %v", want, got, err, b.Camera.Format())
+	}
+	read() // the new schedule starts now: its first frame is due at once
+	s, err := sim.DecodeStamp(f.Y, f.StrideY, f.Width, f.Height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Width != 1280 || f.Height != 720 || len(f.Y) != 1280*720 || f.Seq != 2 || s.Seq != 2 {
+		t.Fatalf("after SetFormat: frame %dx%d seq %d, stamp seq %d", f.Width, f.Height, f.Seq, s.Seq)
+	}
+	clk.Advance(time.Second / 15)
+	read()
+	if f.Seq != 3 {
+		t.Fatalf("next frame at 15 fps: seq %d", f.Seq)
+	}
+	for _, bad := range []hal.VideoFormat{{Width: 1281, Height: 720, FPS: 30}, {Width: 3840, Height: 2160, FPS: 30}, {Width: 640, Height: 360}} {
+		if got, err := b.Camera.SetFormat(ctx, bad); err == nil || got != want {
+			t.Errorf("SetFormat(%v) = %v, %v; want an error and %v kept", bad, got, err, want)
+		}
+	}
+}
+
 // The schedule is start + n/FPS exactly: frame n is held until then and released at once.
 func TestCameraPacingNoDrift(t *testing.T) {
 	clk := sim.NewFakeClock(t0)

@@ -27,6 +27,16 @@ type Info struct {
 	open OpenFunc // how NewEncoder reopens Path; the Finder's
 }
 
+// Budget is how many pixels a second the encoder handles over all its instances, 0 when
+// not known. bcm2835-codec (the VideoCore's encoder on a Pi up to the 4) is specified for
+// 1080p30 in total: its instances share it.
+func (i Info) Budget() int {
+	if i.Driver == "bcm2835-codec" {
+		return 1920 * 1088 * 30
+	}
+	return 0
+}
+
 // Finder scans V4L2 nodes for an encoder. The zero value scans /dev/video* with real
 // file descriptors.
 type Finder struct {

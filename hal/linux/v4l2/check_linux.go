@@ -118,7 +118,7 @@ func CheckReplug(ctx context.Context, cfg Config, unplugged time.Duration) (Repl
 	rep.Before = cam.Mode()
 	path := cam.Path()
 	events := make(chan Event, 64)
-	r := NewReopener(cam, func(ctx context.Context) (hal.Camera, error) { return Open(ctx, cfg) },
+	r := NewReopener(cam, func(ctx context.Context, _ hal.VideoFormat) (hal.Camera, error) { return Open(ctx, cfg) },
 		ReopenConfig{OnEvent: func(e Event) {
 			select {
 			case events <- e:

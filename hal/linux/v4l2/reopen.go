@@ -42,8 +42,9 @@ type Event struct {
 	Err     error         // why, for Lost and OpenFailed
 }
 
-// Opener opens a camera; Reopener calls it again after an unplug.
-type Opener func(ctx context.Context) (hal.Camera, error)
+// Opener opens a camera at the mode nearest to want; Reopener calls it again after an
+// unplug, and on SetFormat.
+type Opener func(ctx context.Context, want hal.VideoFormat) (hal.Camera, error)
 
 // ReopenConfig tunes a Reopener; zero fields take the defaults.
 type ReopenConfig struct {
@@ -72,7 +73,9 @@ type Reopener struct {
 	cam    hal.Camera
 	format hal.VideoFormat
 
-	seq uint64 // touched only by the reading goroutine
+	// Touched only by the reading goroutine:
+	seq  uint64
+	want hal.VideoFormat // what reopening asks for: the first camera's format, or SetFormat's
 }
 
 // NewReopener wraps cam, already open, and reopens it with open when it is lost.
@@ -87,7 +90,48 @@ func NewReopener(cam hal.Camera, open Opener, cfg ReopenConfig) *Reopener {
 		cfg.MaxBackoff = max(5*time.Second, cfg.MinBackoff)
 	}
 	closing, stop := context.WithCancel(context.Background())
-	return &Reopener{open: open, cfg: cfg, closing: closing, stop: stop, cam: cam, format: cam.Format()}
+	return &Reopener{open: open, cfg: cfg, closing: closing, stop: stop, cam: cam, format: cam.Format(), want: cam.Format()}
+}
+
+// SetFormat reopens the camera at the mode nearest to want (hal.FormatSetter); from the
+// reading goroutine, between reads. A device streams at one format at a time, so the
+// camera is closed first; if the new mode does not open, the old one is reopened and the
+// error returned (and if that fails too, ReadFrame keeps reopening it, as after an unplug).
+func (r *Reopener) SetFormat(ctx context.Context, want hal.VideoFormat) (hal.VideoFormat, error) {
+	r.mu.Lock()
+	cam, old := r.cam, r.format
+	r.cam = nil
+	r.mu.Unlock()
+	if r.closing.Err() != nil {
+		return old, hal.ErrClosed
+	}
+	if cam != nil {
+		cam.Close()
+	}
+	next, err := r.open(ctx, want)
+	if err != nil {
+		if back, berr := r.open(ctx, r.want); berr == nil {
+			r.install(back)
+		}
+		return old, fmt.Errorf("v4l2: camera mode %dx%d@%d: %w", want.Width, want.Height, want.FPS, err)
+	}
+	r.want = want
+	if !r.install(next) {
+		return old, hal.ErrClosed
+	}
+	return next.Format(), nil
+}
+
+// install makes cam the current camera, unless Close came first (then cam is closed).
+func (r *Reopener) install(cam hal.Camera) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing.Err() != nil {
+		cam.Close()
+		return false
+	}
+	r.cam, r.format = cam, cam.Format()
+	return true
 }
 
 // Format returns the format of the current camera (of the last one while it is being reopened).
@@ -150,16 +194,11 @@ func (r *Reopener) reopen(ctx context.Context) (hal.Camera, error) {
 	defer context.AfterFunc(r.closing, cancel)()
 	curve := backoff.Policy{Base: r.cfg.MinBackoff, Max: r.cfg.MaxBackoff}
 	for attempt := 1; ; attempt++ {
-		cam, err := r.open(ctx)
+		cam, err := r.open(ctx, r.want)
 		if err == nil {
-			r.mu.Lock()
-			if r.closing.Err() != nil {
-				r.mu.Unlock()
-				cam.Close()
+			if !r.install(cam) {
 				return nil, hal.ErrClosed
 			}
-			r.cam, r.format = cam, cam.Format()
-			r.mu.Unlock()
 			r.emit(Event{Kind: Reopened, Time: r.cfg.Clock.Now(), Attempt: attempt})
 			return cam, nil
 		}

@@ -65,18 +65,21 @@ func (c *fakeCam) isClosed() bool {
 	}
 }
 
-// scriptedOpener fails with ErrNoDevice fails times, then returns cam.
+// scriptedOpener fails with ErrNoDevice fails times, then returns cam; it records what
+// each call asked for.
 type scriptedOpener struct {
 	mu    sync.Mutex
 	fails int
 	cam   hal.Camera
 	calls int
+	asked []hal.VideoFormat
 }
 
-func (o *scriptedOpener) open(ctx context.Context) (hal.Camera, error) {
+func (o *scriptedOpener) open(ctx context.Context, want hal.VideoFormat) (hal.Camera, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.calls++
+	o.asked = append(o.asked, want)
 	if o.calls <= o.fails {
 		return nil, fmt.Errorf("attempt %d: %w", o.calls, ErrNoDevice)
 	}
@@ -245,5 +248,47 @@ func TestReopenerCloseDuringRead(t *testing.T) {
 	}
 	if !cam.isClosed() {
 		t.Error("camera not closed")
+	}
+}
+
+// SetFormat closes the camera, opens the new mode and reads from it; a mode that does not
+// open leaves the old one reopened and the error returned.
+func TestReopenerSetFormat(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := context.Background()
+	first := newFakeCam(4, nil)
+	wide := newFakeCam(16, nil)
+	again := newFakeCam(16, nil)
+	op := &scriptedOpener{cam: wide}
+	r := NewReopener(first, op.open, ReopenConfig{Clock: sim.NewFakeClock(epoch)})
+	defer r.Close()
+	var f hal.Frame
+	if err := r.ReadFrame(ctx, &f); err != nil {
+		t.Fatal(err)
+	}
+	want := hal.VideoFormat{Width: 16, Height: 2, FPS: 30}
+	got, err := r.SetFormat(ctx, want)
+	if err != nil || got != want || r.Format() != want || !first.isClosed() {
+		t.Fatalf("SetFormat = %v, %v; Format %v; old camera closed: %v", got, err, r.Format(), first.isClosed())
+	}
+	if err := r.ReadFrame(ctx, &f); err != nil || f.Width != 16 || f.Seq != 1 {
+		t.Fatalf("read after SetFormat: %v, width %d, seq %d", err, f.Width, f.Seq)
+	}
+
+	// A mode that does not open: the old one is opened again.
+	op.mu.Lock()
+	op.fails, op.calls, op.cam = 1, 0, again
+	op.mu.Unlock()
+	if got, err := r.SetFormat(ctx, hal.VideoFormat{Width: 32, Height: 2, FPS: 30}); !errors.Is(err, ErrNoDevice) || got != want {
+		t.Fatalf("SetFormat to a mode that fails = %v, %v", got, err)
+	}
+	if !wide.isClosed() || r.Current() != again {
+		t.Fatal("the old mode was not reopened after the failed SetFormat")
+	}
+	op.mu.Lock()
+	asked := slices.Clone(op.asked)
+	op.mu.Unlock()
+	if n := len(asked); n < 2 || asked[n-1] != want {
+		t.Fatalf("opener asked for %v; want the old mode %v last", asked, want)
 	}
 }
