@@ -40,6 +40,11 @@ type hookCamera struct {
 	hook func(f *hal.Frame)
 }
 
+// SetFormat passes a change of mode to the camera underneath, a hal.FormatSetter.
+func (c *hookCamera) SetFormat(ctx context.Context, f hal.VideoFormat) (hal.VideoFormat, error) {
+	return c.Camera.(hal.FormatSetter).SetFormat(ctx, f)
+}
+
 func (c *hookCamera) ReadFrame(ctx context.Context, f *hal.Frame) error {
 	if err := c.Camera.ReadFrame(ctx, f); err != nil {
 		return err

@@ -47,6 +47,7 @@ func TestSimulcastLayers(t *testing.T) {
 type simulcastSample struct {
 	capture int // 1 for the first frame the camera delivered
 	idr     bool
+	at      int // where the sample starts in the layer's stream
 }
 
 // layerRecorder records a layer's samples and keeps its stream for the decoder.
@@ -57,7 +58,7 @@ type layerRecorder struct {
 }
 
 func (r *layerRecorder) WriteSample(s media.Sample) error {
-	r.samples = append(r.samples, simulcastSample{*r.captures, indexOf(nalTypes(s.Data), 5) >= 0})
+	r.samples = append(r.samples, simulcastSample{*r.captures, indexOf(nalTypes(s.Data), 5) >= 0, len(r.stream)})
 	r.stream = append(r.stream, s.Data...)
 	return nil
 }
@@ -397,6 +398,64 @@ func TestVideoBusy(t *testing.T) {
 		runUntilDone(t, v.Run, ctx)
 		if got := v.Busy(); got < tc.least || got > 4*tc.least+time.Second {
 			t.Errorf("divisor %d: Busy after 10 captures = %v, want at least %v", tc.divisor, got, tc.least)
+		}
+	}
+}
+
+// The script, by capture: 5 asks for 640x360 at 15 fps; 10 asks for a size the camera does
+// not have; 15 ends. From capture 6 every layer is half its size, starts with an IDR and says
+// so in its SPS; the refused change reports its error, keeps the capture and sends no IDR.
+func TestVideoReconfigure(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type done struct {
+		f    hal.VideoFormat
+		cfgs []LayerConfig
+		err  error
+	}
+	var dones []done
+	plan := func(f hal.VideoFormat) ([]LayerConfig, error) { return SimulcastLayers(f.Width, f.Height, 610_000, 3) }
+	record := func(f hal.VideoFormat, cfgs []LayerConfig, err error) { dones = append(dones, done{f, cfgs, err}) }
+	v, recs, captures := simulcastVideo(t, func(v *Video, c int, f *hal.Frame) {
+		switch c {
+		case 5:
+			v.Reconfigure(Reformat{Format: hal.VideoFormat{Width: 640, Height: 360, FPS: 15}, Layers: plan, Done: record})
+		case 10:
+			v.Reconfigure(Reformat{Format: hal.VideoFormat{Width: 641, Height: 360, FPS: 15}, Layers: plan, Done: record})
+		case 15:
+			cancel()
+		}
+	})
+	runUntilDone(t, v.Run, ctx)
+	if *captures != 15 || len(dones) != 2 {
+		t.Fatalf("%d captures, %d changes done; want 15 and 2", *captures, len(dones))
+	}
+	want := hal.VideoFormat{Width: 640, Height: 360, FPS: 15}
+	if d := dones[0]; d.err != nil || d.f != want || d.cfgs[0].Width != 640 || d.cfgs[2].Height != 90 || d.cfgs[1].RID != "h" || d.cfgs[1].Out == nil {
+		t.Fatalf("first change: %+v", d)
+	}
+	if d := dones[1]; d.err == nil || d.f != want || d.cfgs[0].Width != 640 {
+		t.Fatalf("refused change: format %v, layers %+v, err %v; want an error and %v kept", d.f, d.cfgs, d.err, want)
+	}
+	for i, size := range [][2]int{{640, 360}, {320, 180}, {160, 90}} {
+		var idrs []int
+		from := -1
+		for _, s := range recs[i].samples {
+			if s.idr {
+				idrs = append(idrs, s.capture)
+			}
+			if s.capture == 6 {
+				from = s.at
+			}
+		}
+		if !slices.Equal(idrs, []int{1, 6}) || from < 0 {
+			t.Fatalf("layer %d: IDRs at captures %v (want 1 and 6), capture 6 sent: %v", i, idrs, from >= 0)
+		}
+		if sps := spsOf(t, recs[i].stream[from:]); sps.Width != size[0] || sps.Height != size[1] {
+			t.Errorf("layer %d after the change: SPS says %dx%d, want %dx%d", i, sps.Width, sps.Height, size[0], size[1])
+		}
+		if c := v.Layer(i).Config(); c.Width != size[0] || c.Height != size[1] {
+			t.Errorf("layer %d: Config %dx%d, want %dx%d", i, c.Width, c.Height, size[0], size[1])
 		}
 	}
 }

@@ -30,7 +30,10 @@ const MaxVideoLayers = 3
 // at its own size by its own encoder into its own sample writer.
 type Video struct {
 	cam    hal.Camera
+	open   func(hal.EncoderConfig) (hal.VideoEncoder, error)
 	layers []VideoLayer
+
+	reformat atomic.Pointer[Reformat] // pending Reconfigure, applied by Run
 
 	enabled atomic.Bool  // the camera: off sends black, see SetEnabled
 	divisor atomic.Int64 // encode every n-th captured frame
@@ -45,7 +48,7 @@ type Video struct {
 // VideoLayer is one layer of a Video. Its controls are safe from any goroutine and take
 // effect on the next frame.
 type VideoLayer struct {
-	cfg    LayerConfig
+	cfg    atomic.Pointer[LayerConfig] // replaced by Reconfigure on Run's goroutine, read from any
 	enc    hal.VideoEncoder
 	scaler *Scaler // nil for a layer at the camera's size
 
@@ -69,27 +72,21 @@ func NewVideo(cam hal.Camera, open func(hal.EncoderConfig) (hal.VideoEncoder, er
 		return nil, fmt.Errorf("media: video: %d layers, want 1 to %d", len(layers), MaxVideoLayers)
 	}
 	f := cam.Format()
-	v := &Video{cam: cam, layers: make([]VideoLayer, len(layers))}
+	v := &Video{cam: cam, open: open, layers: make([]VideoLayer, len(layers))}
 	for i, c := range layers {
+		if c.Out == nil {
+			return nil, fmt.Errorf("media: video layer %d (%q) has no sample writer", i, c.RID)
+		}
+	}
+	news, err := v.openLayers(f, layers)
+	if err != nil {
+		return nil, err
+	}
+	for i := range v.layers {
 		l := &v.layers[i]
-		l.cfg = c
-		switch {
-		case c.Out == nil:
-			return nil, v.fail(fmt.Errorf("media: video layer %d (%q) has no sample writer", i, c.RID))
-		case c.Width > f.Width || c.Height > f.Height || i > 0 && (c.Width > layers[i-1].Width || c.Height > layers[i-1].Height):
-			return nil, v.fail(fmt.Errorf("media: video layer %d (%q) is %dx%d: layers go from the camera's %dx%d down", i, c.RID, c.Width, c.Height, f.Width, f.Height))
-		case c.Width != f.Width || c.Height != f.Height:
-			s, err := NewScaler(c.Width, c.Height)
-			if err != nil {
-				return nil, v.fail(err)
-			}
-			l.scaler = s
-		}
-		enc, err := open(hal.EncoderConfig{Width: c.Width, Height: c.Height, FPS: f.FPS, Bitrate: c.Bitrate})
-		if err != nil {
-			return nil, v.fail(fmt.Errorf("media: video layer %d (%q): %w", i, c.RID, err))
-		}
-		l.enc = enc
+		c := layers[i] // the caller's slice is its own
+		l.cfg.Store(&c)
+		l.enc, l.scaler = news[i].enc, news[i].scaler
 		l.enabled.Store(true)
 		l.keyframe.Store(true)
 	}
@@ -98,8 +95,118 @@ func NewVideo(cam hal.Camera, open func(hal.EncoderConfig) (hal.VideoEncoder, er
 	return v, nil
 }
 
-// fail closes the encoders opened so far and returns err.
-func (v *Video) fail(err error) error { return errors.Join(err, v.Close()) }
+// layerCodec is what a layer encodes with at one configuration.
+type layerCodec struct {
+	enc    hal.VideoEncoder
+	scaler *Scaler // nil at the camera's size
+}
+
+// openLayers checks layers against the camera's format f and opens an encoder (and a
+// scaler, below f's size) for each; on an error it closes those it opened.
+func (v *Video) openLayers(f hal.VideoFormat, layers []LayerConfig) ([]layerCodec, error) {
+	out := make([]layerCodec, 0, len(layers))
+	fail := func(err error) ([]layerCodec, error) {
+		for _, c := range out {
+			err = errors.Join(err, c.enc.Close())
+		}
+		return nil, err
+	}
+	for i, c := range layers {
+		var lc layerCodec
+		switch {
+		case c.Width > f.Width || c.Height > f.Height || i > 0 && (c.Width > layers[i-1].Width || c.Height > layers[i-1].Height):
+			return fail(fmt.Errorf("media: video layer %d (%q) is %dx%d: layers go from the camera's %dx%d down", i, c.RID, c.Width, c.Height, f.Width, f.Height))
+		case c.Width != f.Width || c.Height != f.Height:
+			s, err := NewScaler(c.Width, c.Height)
+			if err != nil {
+				return fail(err)
+			}
+			lc.scaler = s
+		}
+		enc, err := v.open(hal.EncoderConfig{Width: c.Width, Height: c.Height, FPS: f.FPS, Bitrate: c.Bitrate})
+		if err != nil {
+			return fail(fmt.Errorf("media: video layer %d (%q): %w", i, c.RID, err))
+		}
+		lc.enc = enc
+		out = append(out, lc)
+	}
+	return out, nil
+}
+
+// Reformat is a change of a Video's capture (Reconfigure).
+type Reformat struct {
+	// Format is asked of the camera, which may take a near mode of its own.
+	Format hal.VideoFormat
+	// Layers gives each layer's size and bitrate at the format the camera took, largest
+	// first, as many as the Video has (RIDs and writers stay).
+	Layers func(hal.VideoFormat) ([]LayerConfig, error)
+	// Done is called on Run's goroutine with the format in force and the layers' configs,
+	// and the error if the change failed (the capture then stays as it was).
+	Done func(hal.VideoFormat, []LayerConfig, error)
+}
+
+// Reconfigure changes the capture from the next frame Run reads: the camera's mode (a
+// camera that can change it, hal.FormatSetter), every layer's size and bitrate, and so
+// their encoders, reopened. Every layer starts again with an IDR. The latest call wins if
+// Run has not taken the one before.
+func (v *Video) Reconfigure(r Reformat) { v.reformat.Store(&r) }
+
+// reconfigure applies r, from Run's goroutine, between frames.
+func (v *Video) reconfigure(ctx context.Context, r *Reformat) {
+	old := v.cam.Format()
+	f, err := old, error(nil)
+	setter, canSet := v.cam.(hal.FormatSetter)
+	switch {
+	case r.Format == old:
+	case canSet:
+		f, err = setter.SetFormat(ctx, r.Format)
+	default:
+		err = fmt.Errorf("media: video: the camera cannot change its mode %dx%d@%d", old.Width, old.Height, old.FPS)
+	}
+	if err == nil {
+		err = v.reopen(f, r.Layers)
+	}
+	if err != nil && f != old {
+		if _, berr := setter.SetFormat(ctx, old); berr != nil {
+			err = errors.Join(err, fmt.Errorf("media: video: back to %dx%d@%d: %w", old.Width, old.Height, old.FPS, berr))
+		}
+	}
+	cfgs := make([]LayerConfig, len(v.layers))
+	for i := range v.layers {
+		cfgs[i] = v.layers[i].Config()
+	}
+	r.Done(v.cam.Format(), cfgs, err)
+}
+
+// reopen opens every layer at the configs plan gives for f, then closes the old encoders;
+// on an error the old ones stay.
+func (v *Video) reopen(f hal.VideoFormat, plan func(hal.VideoFormat) ([]LayerConfig, error)) error {
+	cfgs, err := plan(f)
+	if err != nil {
+		return err
+	}
+	if len(cfgs) != len(v.layers) {
+		return fmt.Errorf("media: video: %d layers planned for a video of %d", len(cfgs), len(v.layers))
+	}
+	for i := range cfgs {
+		old := v.layers[i].Config()
+		cfgs[i].RID, cfgs[i].Out = old.RID, old.Out
+	}
+	news, err := v.openLayers(f, cfgs)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range v.layers {
+		l := &v.layers[i]
+		errs = append(errs, l.enc.Close())
+		l.cfg.Store(&cfgs[i]) // cfgs is this call's
+		l.enc, l.scaler = news[i].enc, news[i].scaler
+		l.bitrate.Store(0) // a rate asked for the old size
+		l.keyframe.Store(true)
+	}
+	return errors.Join(errs...)
+}
 
 // Close closes the layers' encoders; call it after Run has returned.
 func (v *Video) Close() error {
@@ -134,13 +241,13 @@ func (v *Video) SetBitrate(bps int) error {
 	}
 	var sum int64
 	for i := range v.layers {
-		sum += int64(v.layers[i].cfg.Bitrate)
+		sum += int64(v.layers[i].Config().Bitrate)
 	}
 	for i := range v.layers {
 		l := &v.layers[i]
 		share := int64(bps) / int64(len(v.layers))
 		if sum > 0 {
-			share = int64(bps) * int64(l.cfg.Bitrate) / sum
+			share = int64(bps) * int64(l.Config().Bitrate) / sum
 		}
 		if err := l.SetBitrate(int(max(share, 1))); err != nil {
 			return err
@@ -177,8 +284,8 @@ func (v *Video) SetFrameRateDivisor(n int) error {
 // arrive late (a slow board, or a busy one).
 func (v *Video) Busy() time.Duration { return time.Duration(v.busy.Load()) }
 
-// Config is the layer's configuration as NewVideo was given it.
-func (l *VideoLayer) Config() LayerConfig { return l.cfg }
+// Config is the layer's configuration: as NewVideo was given it, or the last Reconfigure.
+func (l *VideoLayer) Config() LayerConfig { return *l.cfg.Load() }
 
 // SetEnabled turns the layer on or off (dynacast: off while no subscriber wants it). An
 // off layer is neither scaled nor encoded; its first frame back is an IDR.
@@ -232,6 +339,9 @@ func (v *Video) Run(ctx context.Context) error {
 // the divisor skips the frame): that keeps its capture queue drained, so the first frame
 // encoded when a layer comes back is a fresh one, not one that waited in the queue.
 func (v *Video) next(ctx context.Context) error {
+	if r := v.reformat.Swap(nil); r != nil {
+		v.reconfigure(ctx, r)
+	}
 	if err := v.cam.ReadFrame(ctx, &v.frame); err != nil {
 		return err
 	}
@@ -267,7 +377,7 @@ func (v *Video) next(ctx context.Context) error {
 			src = scaled // smaller layers scale from this one: less to read
 		}
 		if err := v.encode(l, pic); err != nil {
-			return fmt.Errorf("layer %d (%q): %w", i, l.cfg.RID, err)
+			return fmt.Errorf("layer %d (%q): %w", i, l.Config().RID, err)
 		}
 	}
 	return nil
@@ -292,7 +402,7 @@ func (v *Video) encode(l *VideoLayer, pic *hal.Frame) error {
 		d = pic.Captured.Sub(l.last)
 	}
 	l.last = pic.Captured
-	if err := l.cfg.Out.WriteSample(media.Sample{Data: ef.Data, Duration: d}); err != nil {
+	if err := l.cfg.Load().Out.WriteSample(media.Sample{Data: ef.Data, Duration: d}); err != nil {
 		return fmt.Errorf("write sample: %w", err)
 	}
 	return nil
