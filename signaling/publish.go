@@ -75,7 +75,7 @@ func (s *Session) addTrack(ctx context.Context, lt LocalTrack) (*livekit.TrackIn
 	case lt.Video != nil:
 		// As LiveKit's Go SDK announces simulcast (localparticipant.go): the track's size is
 		// the largest layer's, the layers lowest first, again in the one simulcast codec.
-		top := lt.Video.top().layer
+		top := lt.Video.top().Layer()
 		layers := lt.Video.protoLayers()
 		req.Type, req.Width, req.Height, req.Layers = livekit.TrackType_VIDEO, top.Width, top.Height, layers
 		req.SimulcastCodecs = []*livekit.SimulcastCodec{{Codec: "h264", Cid: cid, Layers: layers,
@@ -182,6 +182,22 @@ func (s *Session) ensureNegotiated(ctx context.Context) error {
 func (s *Session) SetTrackMuted(ctx context.Context, trackSID string, muted bool) error {
 	return s.request(ctx, &livekit.SignalRequest{Message: &livekit.SignalRequest_Mute{
 		Mute: &livekit.MuteTrackRequest{Sid: trackSID, Muted: muted},
+	}})
+}
+
+// UpdateVideoTrack tells the server the new size of the published simulcast track t after
+// Resize (UpdateLocalVideoTrack, as livekit-client sends when its camera's resolution
+// changes): the room's track info, and the subscribers' layer choices, follow.
+func (s *Session) UpdateVideoTrack(ctx context.Context, t *VideoTrack) error {
+	s.mu.Lock()
+	info := s.published[t.ID()]
+	s.mu.Unlock()
+	if info == nil {
+		return fmt.Errorf("signaling: video track %q is not published", t.ID())
+	}
+	top := t.top().Layer()
+	return s.request(ctx, &livekit.SignalRequest{Message: &livekit.SignalRequest_UpdateVideoTrack{
+		UpdateVideoTrack: &livekit.UpdateLocalVideoTrack{TrackSid: info.GetSid(), Width: top.Width, Height: top.Height},
 	}})
 }
 

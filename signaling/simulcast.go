@@ -127,10 +127,33 @@ func (t *VideoTrack) top() *LayerTrack { return t.layers[len(t.layers)-1] }
 func (t *VideoTrack) protoLayers() []*livekit.VideoLayer {
 	out := make([]*livekit.VideoLayer, len(t.layers))
 	for i, l := range t.layers {
-		out[i] = &livekit.VideoLayer{Quality: l.quality.proto(), Width: l.layer.Width, Height: l.layer.Height,
-			Bitrate: l.layer.Bitrate, Rid: l.rid}
+		size := l.Layer()
+		out[i] = &livekit.VideoLayer{Quality: l.quality.proto(), Width: size.Width, Height: size.Height,
+			Bitrate: size.Bitrate, Rid: l.rid}
 	}
 	return out
+}
+
+// Resize gives the layers new sizes and bitrates after the camera's capture changed, in any
+// order, as many as the track has (its encodings stay): a later join announces them, and
+// Session.UpdateVideoTrack tells the room the track is in now.
+func (t *VideoTrack) Resize(layers ...VideoLayer) error {
+	if len(layers) != len(t.layers) {
+		return fmt.Errorf("%w: %d sizes for a track of %d layers", ErrLayers, len(layers), len(t.layers))
+	}
+	sorted := slices.Clone(layers)
+	slices.SortFunc(sorted, func(a, b VideoLayer) int { return int(a.Width*a.Height) - int(b.Width*b.Height) })
+	for i, l := range sorted {
+		if l.Width == 0 || l.Height == 0 || i > 0 && l.Width*l.Height == sorted[i-1].Width*sorted[i-1].Height {
+			return fmt.Errorf("%w: %dx%d", ErrLayers, l.Width, l.Height)
+		}
+	}
+	for i, l := range t.layers {
+		l.mu.Lock()
+		l.layer = sorted[i]
+		l.mu.Unlock()
+	}
+	return nil
 }
 
 // rtpOutboundMTU bounds the RTP packets of a layer (LiveKit's Go SDK uses the same 1200
@@ -146,12 +169,12 @@ const rtpOutboundMTU = 1200
 // LiveKit's Go SDK does (localtrack.go, ssrcAcked).
 type LayerTrack struct {
 	parent   *VideoTrack
-	layer    VideoLayer
 	quality  VideoQuality
 	rid      string
 	ridBytes []byte // the RID extension's value
 
 	mu       sync.Mutex
+	layer    VideoLayer // its size: the camera's capture can change (Resize)
 	bindings bindings
 	mids     map[uint32]func() string // a publishing transceiver's media id, by the SSRC of this layer's encoding in it
 	pkt      rtp.Packetizer
@@ -168,7 +191,11 @@ func newLayerTrack(parent *VideoTrack, l VideoLayer, q VideoQuality, rid string)
 
 // Quality is the layer's quality; Layer its size and bitrate.
 func (l *LayerTrack) Quality() VideoQuality { return l.quality }
-func (l *LayerTrack) Layer() VideoLayer     { return l.layer }
+func (l *LayerTrack) Layer() VideoLayer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.layer
+}
 
 // OnRTCP sets f to receive the RTCP the SFU sends about this layer's SSRC (PLI and FIR:
 // this layer needs a keyframe; receiver reports). It runs on the session's reader
