@@ -39,7 +39,7 @@ type daemon struct {
 	board   *hal.Board
 	video   *media.Video
 	audio   *media.Audio
-	encoder string // which encoder the video encodes with, for control.Status
+	encoder string // which encoder the video encodes with, for control.Status; under mu
 	// playback plays the room through the speaker; nil on a board without one.
 	playback *media.Playback
 	// proc processes the microphone (audio.go); nil without one, or when it cannot.
@@ -49,13 +49,16 @@ type daemon struct {
 	procSettings control.AudioSettings
 	micDelay     time.Duration
 	// steps time the encoders' calls for the watchdog's health check (sdnotify.go).
-	steps       []*stepTimer
+	steps       []*stepTimer // set up before the pipelines run
+	videoStep   *stepTimer
 	encodeStall time.Duration
 	hooks       testHooks
 
 	// videoTrack is the camera's layers as the room gets them; preview is one of them for
-	// the page (previewLayer); layers decides which run. nil without a camera.
+	// the page (previewLayer); layers decides which run. nil without a camera. videoAsked
+	// is the capture last handed to the pipeline, under mu.
 	videoOpts    VideoOptions
+	videoAsked   control.VideoSettings
 	videoTrack   *signaling.VideoTrack
 	preview      *webrtc.TrackLocalStaticSample
 	previewLayer int
@@ -97,6 +100,11 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.encodeStall > 0 {
 		d.encodeStall = opts.encodeStall
 	}
+	if b := opts.board; b != nil && b.Camera != nil && opts.Video.Width == 0 {
+		// A board handed in (tests) is open already: its capture is the run's.
+		f := b.Camera.Format()
+		d.videoOpts.Width, d.videoOpts.Height, d.videoOpts.FPS = f.Width, f.Height, f.FPS
+	}
 	log = d.logs.Wrap(log)
 	d.log = log
 	if d.trust.DeviceID, err = st.DeviceID(); err != nil {
@@ -105,6 +113,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.load(); err != nil {
 		return err
 	}
+	// The camera opens at the capture set on the device, if one was.
+	opts.Video = d.videoOpts.asking(d.videoSettings(d.saved))
 	if d.board, err = openBoard(ctx, opts, log); err != nil {
 		return err
 	}
@@ -201,6 +211,10 @@ func (d *daemon) load() error {
 		d.log.Error("state store: audio settings refused; using the defaults", "err", err)
 		saved.Audio = control.AudioPatch{}
 	}
+	if err := saved.Video.Check(); err != nil {
+		d.log.Error("state store: video settings refused; using the defaults", "err", err)
+		saved.Video = control.VideoPatch{}
+	}
 	d.cfg, d.saved, d.stored = cfg, saved, stored
 	if cfg.Provisioned() {
 		// A stored token that has expired still names the room; the connection attempt
@@ -279,16 +293,17 @@ func (d *daemon) setupMedia() error {
 }
 
 // openTimedEncoder opens an encoder (openEncoder) whose Encode calls the watchdog's health
-// check sees.
+// check sees. The layers encode one after the other on the pipeline's goroutine, so one
+// timer (videoStep) times them all; a change of capture reopens them there.
 func (d *daemon) openTimedEncoder(cfg hal.EncoderConfig) (hal.VideoEncoder, error) {
 	enc, name, err := d.openEncoder(cfg)
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
 	d.encoder = name
-	step := &stepTimer{name: "video encoder"}
-	d.steps = append(d.steps, step)
-	return timedVideoEncoder{VideoEncoder: enc, t: step}, nil
+	d.mu.Unlock()
+	return timedVideoEncoder{VideoEncoder: enc, t: d.videoStep}, nil
 }
 
 // openEncoder opens the board's hardware encoder if it has one and it opens, else x264:
@@ -343,6 +358,7 @@ func (d *daemon) applyLocked(st store.SavedState) {
 	}
 	d.led = st.MicMuted
 	d.applyAudioLocked(st)
+	d.applyVideoLocked(st)
 }
 
 // SetMuted mutes or unmutes the mic, camera or speaker, persists it and tells the room.
@@ -508,11 +524,16 @@ func (d *daemon) Provision(ctx context.Context, p control.Provisioning) error {
 	d.cfg, d.info = cfg, info
 	d.mu.Unlock()
 	d.applyConfig(cfg)
+	// The token's audio and video settings apply once, as changes made now: later changes
+	// on the device win until the next provisioning.
 	if !cfg.Media.Audio.IsZero() {
-		// The token's audio settings apply once, as a change made now: later changes on the
-		// device win until the next provisioning.
 		if err := d.SetAudio(ctx, cfg.Media.Audio); err != nil {
 			d.log.Error("provisioned audio settings", "err", err)
+		}
+	}
+	if !cfg.Media.Video.IsZero() {
+		if err := d.SetVideo(ctx, cfg.Media.Video); err != nil {
+			d.log.Error("provisioned video settings", "err", err)
 		}
 	}
 	args := []any{"url", cfg.URL, "room", info.Room, "identity", info.Identity}
@@ -600,7 +621,7 @@ func (d *daemon) Status(ctx context.Context) control.Status {
 	if d.layers != nil {
 		v := d.layers.status()
 		f := d.board.Camera.Format()
-		v.Width, v.Height, v.FPS = f.Width, f.Height, f.FPS
+		v.Settings, v.Width, v.Height, v.FPS = d.videoSettings(d.saved), f.Width, f.Height, f.FPS
 		st.Video = &v
 	}
 	switch {

@@ -24,7 +24,8 @@ type roomLink struct {
 	d   *daemon
 	log *slog.Logger
 
-	wake chan struct{} // provisioning changed
+	wake    chan struct{} // provisioning changed
+	resized chan struct{} // the camera's capture changed: the room is told by run
 
 	// tellMu orders what the room hears about mutes: syncMutes holds it while it reads the
 	// latest state and hands it to the room, run while it installs a new room with the
@@ -38,7 +39,29 @@ type roomLink struct {
 }
 
 func newRoomLink(d *daemon, log *slog.Logger) *roomLink {
-	return &roomLink{d: d, log: log, wake: make(chan struct{}, 1), state: -1}
+	return &roomLink{d: d, log: log, wake: make(chan struct{}, 1), resized: make(chan struct{}, 1), state: -1}
+}
+
+// videoResized makes the link tell the room the camera's new size. A session joining later
+// announces the size its track has then.
+func (r *roomLink) videoResized() {
+	select {
+	case r.resized <- struct{}{}:
+	default:
+	}
+}
+
+// tellResized tells the current session, if it has the camera published, the track's size.
+func (r *roomLink) tellResized(ctx context.Context) {
+	room := r.current()
+	if room == nil {
+		return
+	}
+	if sess := room.Session(); sess != nil {
+		if err := sess.UpdateVideoTrack(ctx, r.d.videoTrack); err != nil {
+			r.log.Info("telling the room the camera's size", "err", err)
+		}
+	}
 }
 
 // reprovisioned makes the link rejoin with the new provisioning at once.
@@ -141,15 +164,27 @@ func (r *roomLink) run(ctx context.Context) error {
 			defer close(done)
 			_ = room.Run(rctx)
 		}()
-		select {
-		case <-ctx.Done():
-		case <-r.wake:
-			r.log.Info("provisioning changed; rejoining")
-		}
+		r.stay(ctx, rctx)
 		cancel()
 		<-done
 		if ctx.Err() != nil {
 			return nil
+		}
+	}
+}
+
+// stay keeps the room until ctx ends or provisioning changes, telling it (in rctx, the
+// room's) when the camera's size changes.
+func (r *roomLink) stay(ctx, rctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+			r.log.Info("provisioning changed; rejoining")
+			return
+		case <-r.resized:
+			r.tellResized(rctx)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
+	"roombox/appliance/store"
 	"roombox/control"
 	"roombox/hal"
 	"roombox/media"
@@ -20,6 +22,8 @@ import (
 
 // VideoOptions are the camera's capture and how many simulcast layers are published of it
 // (`roombox run --video-size, --video-fps, --video-layers`); zero fields take DefaultVideo's.
+// The capture is the device's default: one set on the device (control.VideoPatch) wins.
+// The layers are the published track's for the whole run.
 type VideoOptions struct {
 	Width, Height int
 	FPS           int
@@ -27,7 +31,8 @@ type VideoOptions struct {
 }
 
 // DefaultVideo is what a room camera sends: 720p30 in three layers.
-var DefaultVideo = VideoOptions{Width: 1280, Height: 720, FPS: 30, Layers: 3}
+var DefaultVideo = VideoOptions{Width: control.DefaultVideo.Width, Height: control.DefaultVideo.Height,
+	FPS: control.DefaultVideo.FPS, Layers: 3}
 
 func (o VideoOptions) withDefaults() VideoOptions {
 	if o.Width == 0 && o.Height == 0 {
@@ -48,6 +53,18 @@ func (o VideoOptions) media() media.Config {
 	return media.Config{Width: o.Width, Height: o.Height, FPS: o.FPS}
 }
 
+// settings is the capture o asks for.
+func (o VideoOptions) settings() control.VideoSettings {
+	o = o.withDefaults()
+	return control.VideoSettings{Width: o.Width, Height: o.Height, FPS: o.FPS}
+}
+
+// asking returns o with the capture s.
+func (o VideoOptions) asking(s control.VideoSettings) VideoOptions {
+	o.Width, o.Height, o.FPS = s.Width, s.Height, s.FPS
+	return o
+}
+
 // layerBitrates is the video's total at the camera's size: livekit-client's 2.31 Mbit/s
 // for three 720p layers (1.7 + 0.45 + 0.16), in proportion to the pixels, between 300 kbit/s
 // and 4.5 Mbit/s.
@@ -56,24 +73,24 @@ func layerBitrates(w, h int) int {
 }
 
 // setupVideo builds the camera's pipeline: its layers (DefaultVideo.Layers, fewer when the
-// camera is small), each encoded by its own encoder into its own track of the room's
-// VideoTrack; the page previews the largest, exactly what the room's best viewer gets.
+// camera is small or the hardware encoder cannot carry them), each encoded by its own
+// encoder into its own track of the room's VideoTrack; the page previews the largest,
+// exactly what the room's best viewer gets.
 func (d *daemon) setupVideo(cam hal.Camera) error {
 	f := cam.Format()
 	n := d.videoOpts.withDefaults().Layers
 	for n > 1 && f.Width>>(n-1) < 80 { // a quarter of 320x180 would say nothing
 		n--
 	}
-	cfgs, err := media.SimulcastLayers(f.Width, f.Height, layerBitrates(f.Width, f.Height), n)
+	for n > 1 && d.overBudget(control.VideoSettings{Width: f.Width, Height: f.Height, FPS: f.FPS}, n) != nil {
+		n--
+		d.log.Warn("fewer video layers: the hardware encoder cannot carry more", "encoder", d.board.EncoderName, "layers", n)
+	}
+	cfgs, err := planLayers(f, n)
 	if err != nil {
-		return fmt.Errorf("appliance: video: %w", err)
+		return err
 	}
-	sizes := make([]signaling.VideoLayer, n) // smallest first, as the room's track lists them
-	want := make([]int, n)
-	for i, c := range cfgs {
-		sizes[n-1-i] = signaling.VideoLayer{Width: uint32(c.Width), Height: uint32(c.Height), Bitrate: uint32(c.Bitrate)}
-		want[i] = c.Bitrate
-	}
+	sizes, want := layerPlan(cfgs)
 	if d.videoTrack, err = signaling.NewVideoTrack("camera", streamName, sizes...); err != nil {
 		return fmt.Errorf("appliance: video track: %w", err)
 	}
@@ -89,6 +106,8 @@ func (d *daemon) setupVideo(cam hal.Camera) error {
 			cfgs[i].Out = tee{tracks[i], d.preview}
 		}
 	}
+	d.videoStep = &stepTimer{name: "video encoder"}
+	d.steps = append(d.steps, d.videoStep)
 	if d.video, err = media.NewVideo(cam, d.openTimedEncoder, cfgs); err != nil {
 		return err
 	}
@@ -96,7 +115,108 @@ func (d *daemon) setupVideo(cam hal.Camera) error {
 		t.OnRTCP(d.video.Layer(i).HandleRTCP)
 	}
 	d.layers = newLayerControl(d.video, tracks, want, d.previewLayer, media.DefaultConfig.AudioBitrate, d.log)
+	d.videoAsked = control.VideoSettings{Width: f.Width, Height: f.Height, FPS: f.FPS}
 	return nil
+}
+
+// planLayers is n layers of a camera at f: its size, half and a quarter, sharing the
+// bitrate for its size.
+func planLayers(f hal.VideoFormat, n int) ([]media.LayerConfig, error) {
+	cfgs, err := media.SimulcastLayers(f.Width, f.Height, layerBitrates(f.Width, f.Height), n)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: video: %w", err)
+	}
+	return cfgs, nil
+}
+
+// layerPlan is the layers' sizes as the room's track announces them (smallest first) and
+// their bitrates as the pipeline's (largest first).
+func layerPlan(cfgs []media.LayerConfig) (sizes []signaling.VideoLayer, want []int) {
+	n := len(cfgs)
+	sizes, want = make([]signaling.VideoLayer, n), make([]int, n)
+	for i, c := range cfgs {
+		sizes[n-1-i] = signaling.VideoLayer{Width: uint32(c.Width), Height: uint32(c.Height), Bitrate: uint32(c.Bitrate)}
+		want[i] = c.Bitrate
+	}
+	return sizes, want
+}
+
+// overBudget says why n layers of the capture s are more than the board's hardware encoder
+// encodes (hal.Board.EncoderBudget); nil when they fit or the board has no such bound.
+func (d *daemon) overBudget(s control.VideoSettings, n int) error {
+	budget := d.board.EncoderBudget
+	if d.board.Encoder == nil || budget == 0 {
+		return nil
+	}
+	cfgs, err := media.SimulcastLayers(s.Width, s.Height, 1, n)
+	if err != nil {
+		return err
+	}
+	rate := 0
+	for _, c := range cfgs {
+		rate += c.Width * c.Height * s.FPS
+	}
+	if rate <= budget {
+		return nil
+	}
+	return fmt.Errorf("%w: %dx%d at %d fps in %d layers is %.1f Mpixel/s, more than the encoder (%s) does (%.1f): lower the size or the rate",
+		control.ErrBadVideo, s.Width, s.Height, s.FPS, n, float64(rate)/1e6, d.board.EncoderName, float64(budget)/1e6)
+}
+
+// videoSettings are the capture asked for with the saved state st: a capture set on the
+// device or by provisioning, on top of the run's.
+func (d *daemon) videoSettings(st store.SavedState) control.VideoSettings {
+	return st.Video.Apply(d.videoOpts.settings())
+}
+
+// applyVideoLocked hands the camera's pipeline the capture of st if it changed; under d.mu,
+// from applyLocked. The pipeline switches at its next frame (videoSwitched).
+func (d *daemon) applyVideoLocked(st store.SavedState) {
+	s := d.videoSettings(st)
+	if d.video == nil || s == d.videoAsked {
+		return
+	}
+	d.videoAsked = s
+	n := d.video.Layers()
+	d.video.Reconfigure(media.Reformat{
+		Format: hal.VideoFormat{Width: s.Width, Height: s.Height, FPS: s.FPS},
+		Layers: func(f hal.VideoFormat) ([]media.LayerConfig, error) { return planLayers(f, n) },
+		Done:   d.videoSwitched,
+	})
+}
+
+// videoSwitched runs on the pipeline's goroutine once a change of capture is applied (or
+// failed): the layers' bitrates, the room's track and the room follow the new sizes.
+func (d *daemon) videoSwitched(f hal.VideoFormat, cfgs []media.LayerConfig, err error) {
+	if err != nil {
+		d.log.Error("video settings not applied; the camera keeps its mode", "mode", fmt.Sprintf("%dx%d@%d", f.Width, f.Height, f.FPS), "err", err)
+		return
+	}
+	sizes, want := layerPlan(cfgs)
+	if err := d.videoTrack.Resize(sizes...); err != nil {
+		d.log.Error("video track sizes", "err", err) // planLayers keeps the count and distinct sizes
+	}
+	d.layers.SetLayers(want)
+	d.log.Info("video capture", "mode", fmt.Sprintf("%dx%d@%d", f.Width, f.Height, f.FPS), "layers", len(cfgs))
+	d.room.videoResized()
+}
+
+// SetVideo changes the camera's capture and persists it (control.Controller): refused when
+// the board has no camera or its hardware encoder cannot carry the layers at it.
+func (d *daemon) SetVideo(ctx context.Context, p control.VideoPatch) error {
+	if err := p.Check(); err != nil {
+		return err
+	}
+	if d.video == nil {
+		return fmt.Errorf("%w: this board has no camera", control.ErrBadVideo)
+	}
+	d.mu.Lock()
+	next := p.Apply(d.videoSettings(d.saved))
+	d.mu.Unlock()
+	if err := d.overBudget(next, d.video.Layers()); err != nil {
+		return err
+	}
+	return d.update(ctx, func(st *store.SavedState) { st.Video = st.Video.Merge(p) })
 }
 
 // setTargetBitrate hands the room's bandwidth estimate to the camera's layers.
@@ -114,12 +234,13 @@ func (d *daemon) bandwidth() signaling.Bandwidth {
 	if d.layers == nil {
 		return signaling.Bandwidth{}
 	}
+	want := d.layers.wants()
 	total := 0
-	for _, w := range d.layers.want {
+	for _, w := range want {
 		total += w
 	}
 	audio := media.DefaultConfig.AudioBitrate
-	floor := d.layers.want[len(d.layers.want)-1]*keepShare/100 + audio
+	floor := want[len(want)-1]*keepShare/100 + audio
 	return signaling.Bandwidth{Start: (total + audio) * 100 / (100 - overheadShare), Min: floor * 100 / (100 - overheadShare),
 		Max: 2 * (total + audio)}
 }
@@ -134,15 +255,10 @@ func (t tee) WriteSample(s pionmedia.Sample) error {
 // Check says what is wrong with o, naming the setting.
 func (o VideoOptions) Check() error {
 	o = o.withDefaults()
-	switch {
-	case o.Width < 64 || o.Height < 64 || o.Width > 1920 || o.Height > 1088 || o.Width%2 != 0 || o.Height%2 != 0:
-		return fmt.Errorf("appliance: video size %dx%d: want even sizes from 64x64 to 1920x1088", o.Width, o.Height)
-	case o.FPS < 1 || o.FPS > 60:
-		return fmt.Errorf("appliance: video rate %d fps: want 1 to 60", o.FPS)
-	case o.Layers < 1 || o.Layers > media.MaxVideoLayers:
+	if o.Layers < 1 || o.Layers > media.MaxVideoLayers {
 		return fmt.Errorf("appliance: video layers %d: want 1 to %d", o.Layers, media.MaxVideoLayers)
 	}
-	return nil
+	return control.VideoPatch{Width: &o.Width, Height: &o.Height, FPS: &o.FPS}.Check()
 }
 
 // Bandwidth the layers keep for what is not video: the microphone, and RTP, RTCP and
@@ -264,6 +380,16 @@ func (c *layerControl) SetDegraded(s degradeStep) { c.update("degradation", func
 
 // SetTarget takes a new bandwidth estimate (bits per second; 0: none, outside a room).
 func (c *layerControl) SetTarget(bps int) { c.update("bandwidth", func() { c.target = bps }) }
+
+// SetLayers takes the layers' bitrates for a new capture size, largest first.
+func (c *layerControl) SetLayers(want []int) { c.update("capture", func() { c.want = slices.Clone(want) }) }
+
+// wants is the layers' configured bitrates, largest first.
+func (c *layerControl) wants() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.want)
+}
 
 // SetLimit caps the video's total at the provisioned bitrate (0: the configured bitrates).
 func (c *layerControl) SetLimit(bps int) { c.update("provisioned bitrate", func() { c.limit = bps }) }

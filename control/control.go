@@ -127,6 +127,10 @@ type Controller interface {
 	// SetAudio changes the microphone's processing (the fields p gives); it persists
 	// across restarts. Status reports the settings in force.
 	SetAudio(ctx context.Context, p AudioPatch) error
+	// SetVideo changes the camera's capture (the fields p gives) from its next frame, every
+	// layer starting with an IDR; it persists across restarts. Status reports the settings
+	// and the camera's mode in force.
+	SetVideo(ctx context.Context, p VideoPatch) error
 	// Press acts on a button exactly as a hardware press and release would.
 	Press(ctx context.Context, button string) error
 	Provision(ctx context.Context, p Provisioning) error

@@ -1,12 +1,18 @@
 package control
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // VideoStatus is what the camera sends: its capture and its simulcast layers.
 type VideoStatus struct {
-	Width  int `json:"width"`
-	Height int `json:"height"`
-	FPS    int `json:"fps"`
+	// Settings are the capture asked for; Width, Height and FPS the camera's mode in force
+	// (the nearest it has; the old one while a change is being applied, or if it failed).
+	Settings VideoSettings `json:"settings"`
+	Width    int           `json:"width"`
+	Height   int           `json:"height"`
+	FPS      int           `json:"fps"`
 	// TargetBitrate is the send-side bandwidth estimate the layers share (bits per second;
 	// 0 outside a room), from the room server's congestion feedback.
 	TargetBitrate int `json:"target_bitrate,omitempty"`
@@ -43,4 +49,77 @@ func (v *VideoStatus) Sending() string {
 		}
 	}
 	return strings.Join(rids, ",")
+}
+
+// Video capture bounds: even sizes (4:2:0 chroma) up to 1080p (1088: a whole number of
+// 16-pixel macroblocks), 1 to 60 frames a second.
+const (
+	MinVideoSide                  = 64
+	MaxVideoWidth, MaxVideoHeight = 1920, 1088
+	MaxVideoFPS                   = 60
+)
+
+// VideoSettings are the camera's capture, the same on the page, the LocalAPI, the CLI and
+// in a provisioning token's media claims. The camera takes its mode nearest to them;
+// Status.Video says what it took.
+type VideoSettings struct {
+	Width  int `json:"width"`
+	Height int `json:"height"`
+	FPS    int `json:"fps"`
+}
+
+// DefaultVideo is what a room camera sends: 720p30.
+var DefaultVideo = VideoSettings{Width: 1280, Height: 720, FPS: 30}
+
+// VideoPatch changes some video settings: the size (width and height together), the rate,
+// or both; the others are kept. It is what the APIs take, what a provisioning token carries
+// and what the device stores of settings made on it (the defaults stay the build's and the
+// `roombox run` flags').
+type VideoPatch struct {
+	Width  *int `json:"width,omitempty"`
+	Height *int `json:"height,omitempty"`
+	FPS    *int `json:"fps,omitempty"`
+}
+
+// ErrBadVideo is a video setting out of its range, or one the camera and encoder cannot
+// carry.
+var ErrBadVideo = NewInputError("control: bad video setting")
+
+// IsZero reports whether p changes nothing.
+func (p VideoPatch) IsZero() bool { return p == VideoPatch{} }
+
+// Check reports the first field of p out of its range, naming it and the range.
+func (p VideoPatch) Check() error {
+	switch {
+	case (p.Width == nil) != (p.Height == nil):
+		return fmt.Errorf("%w: width and height go together", ErrBadVideo)
+	case p.Width != nil && !evenIn(*p.Width, MinVideoSide, MaxVideoWidth):
+		return fmt.Errorf("%w: width %d (want an even number from %d to %d)", ErrBadVideo, *p.Width, MinVideoSide, MaxVideoWidth)
+	case p.Height != nil && !evenIn(*p.Height, MinVideoSide, MaxVideoHeight):
+		return fmt.Errorf("%w: height %d (want an even number from %d to %d)", ErrBadVideo, *p.Height, MinVideoSide, MaxVideoHeight)
+	case p.FPS != nil && (*p.FPS < 1 || *p.FPS > MaxVideoFPS):
+		return fmt.Errorf("%w: fps %d (want 1 to %d)", ErrBadVideo, *p.FPS, MaxVideoFPS)
+	}
+	return nil
+}
+
+func evenIn(v, lo, hi int) bool { return v >= lo && v <= hi && v%2 == 0 }
+
+// Apply returns s with p's fields; p must have passed Check.
+func (p VideoPatch) Apply(s VideoSettings) VideoSettings {
+	set(&s.Width, p.Width)
+	set(&s.Height, p.Height)
+	set(&s.FPS, p.FPS)
+	return s
+}
+
+// Merge returns p with q's fields on top: q is the later change. The result shares no
+// pointer with either.
+func (p VideoPatch) Merge(q VideoPatch) VideoPatch {
+	return VideoPatch{Width: later(p.Width, q.Width), Height: later(p.Height, q.Height), FPS: later(p.FPS, q.FPS)}
+}
+
+// Same reports whether p and q set the same fields to the same values.
+func (p VideoPatch) Same(q VideoPatch) bool {
+	return same(p.Width, q.Width) && same(p.Height, q.Height) && same(p.FPS, q.FPS)
 }

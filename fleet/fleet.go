@@ -60,6 +60,8 @@ type Media struct {
 	// Audio are microphone processing settings applied when the token is (the device's
 	// page and LocalAPI may change them afterwards).
 	Audio control.AudioPatch `json:"audio,omitzero"`
+	// Video is the camera's capture, applied as Audio is.
+	Video control.VideoPatch `json:"video,omitzero"`
 }
 
 // Errors Verify returns, compared with errors.Is. Each failure has its own message too.
@@ -224,6 +226,9 @@ func (c Claims) check() error {
 		return bad("negative video bitrate")
 	}
 	if err := c.Media.Audio.Check(); err != nil {
+		return bad("media: %v", err)
+	}
+	if err := c.Media.Video.Check(); err != nil {
 		return bad("media: %v", err)
 	}
 	if c.TokenEndpoint != "" {

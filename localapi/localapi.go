@@ -32,6 +32,9 @@ import (
 //	POST /v1/volume    {"volume":0-100}  -> control.Status
 //	GET  /v1/audio                       -> control.AudioSettings
 //	POST /v1/audio     control.AudioPatch (the settings to change) -> control.AudioSettings
+//	GET  /v1/video                       -> control.VideoStatus
+//	POST /v1/video     control.VideoPatch (the capture to change) -> control.VideoStatus
+//	                   (its settings at once; the camera's mode once it has switched)
 //	POST /v1/press     {"button":"mic"}  -> control.Status
 //	POST /v1/provision {"url","token"} or {"provisioning_token"} -> control.Status
 //
@@ -165,6 +168,7 @@ func NewHandler(c control.Controller, log *slog.Logger) http.Handler {
 	mux.Handle("/v1/unmute", jsonapi.Only(http.MethodPost, h.Mute(false)))
 	mux.Handle("/v1/volume", jsonapi.Only(http.MethodPost, h.Volume))
 	mux.Handle("/v1/audio", h.AudioRoutes())
+	mux.Handle("/v1/video", h.VideoRoutes())
 	mux.Handle("/v1/press", jsonapi.Only(http.MethodPost, h.Press))
 	mux.Handle("/v1/provision", jsonapi.Only(http.MethodPost, h.Provision))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -265,6 +269,41 @@ func (h *API) SetAudio(w http.ResponseWriter, r *http.Request) error {
 	}
 	h.log.Info("audio settings", "change", p)
 	return h.Audio(w, r)
+}
+
+// VideoRoutes serves the camera's capture: GET reads it, POST changes the fields its body
+// gives and answers with the video's status.
+func (h *API) VideoRoutes() http.Handler {
+	return jsonapi.Methods(map[string]jsonapi.Handler{http.MethodGet: h.Video, http.MethodPost: h.SetVideo})
+}
+
+// Video replies with the video's status: the settings, the camera's mode, the layers.
+func (h *API) Video(w http.ResponseWriter, r *http.Request) error {
+	st := h.c.Status(r.Context())
+	if st.Video == nil {
+		return errNoCamera
+	}
+	jsonapi.Write(w, http.StatusOK, st.Video)
+	return nil
+}
+
+// errNoCamera is asking for video settings of a board without a camera.
+var errNoCamera = control.NewInputError("localapi: video: this board has no camera")
+
+// SetVideo changes the capture the body gives.
+func (h *API) SetVideo(w http.ResponseWriter, r *http.Request) error {
+	var p control.VideoPatch
+	if err := jsonapi.Decode(w, r, &p, false); err != nil {
+		return err
+	}
+	if p.IsZero() {
+		return jsonapi.BadRequest(errors.New("localapi: video: no setting given (width and height, fps)"))
+	}
+	if err := h.c.SetVideo(r.Context(), p); err != nil {
+		return err
+	}
+	h.log.Info("video settings", "change", p)
+	return h.Video(w, r)
 }
 
 type pressRequest struct {
@@ -383,6 +422,20 @@ func (c *Client) Audio(ctx context.Context) (control.AudioSettings, error) {
 func (c *Client) SetAudio(ctx context.Context, p control.AudioPatch) (control.AudioSettings, error) {
 	var s control.AudioSettings
 	err := c.do(ctx, http.MethodPost, "/v1/audio", p, &s)
+	return s, err
+}
+
+// Video returns the video's status: the capture asked for, the camera's mode, the layers.
+func (c *Client) Video(ctx context.Context) (control.VideoStatus, error) {
+	var s control.VideoStatus
+	err := c.do(ctx, http.MethodGet, "/v1/video", nil, &s)
+	return s, err
+}
+
+// SetVideo changes the capture p gives and returns the video's status.
+func (c *Client) SetVideo(ctx context.Context, p control.VideoPatch) (control.VideoStatus, error) {
+	var s control.VideoStatus
+	err := c.do(ctx, http.MethodPost, "/v1/video", p, &s)
 	return s, err
 }
 

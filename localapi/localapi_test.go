@@ -156,6 +156,11 @@ func TestLocalAPIBadRequests(t *testing.T) {
 		{"audio bad level", "POST", "/v1/audio", `{"noise_suppression":"max"}`, 400, `bad audio setting: noise_suppression \"max\"`},
 		{"audio bad gain", "POST", "/v1/audio", `{"dtx":true,"input_gain_db":31}`, 400, `input_gain_db 31 (want -20 to 30)`},
 		{"audio by PUT", "PUT", "/v1/audio", `{"dtx":true}`, 405, `method not allowed (use GET or POST)`},
+		{"video empty", "POST", "/v1/video", `{}`, 400, `video: no setting given`},
+		{"video width alone", "POST", "/v1/video", `{"width":1920}`, 400, `bad video setting: width and height go together`},
+		{"video odd height", "POST", "/v1/video", `{"width":1920,"height":1081}`, 400, `height 1081 (want an even number from 64 to 1088)`},
+		{"video fps", "POST", "/v1/video", `{"fps":120}`, 400, `fps 120 (want 1 to 60)`},
+		{"video unknown field", "POST", "/v1/video", `{"size":"1280x720"}`, 400, `unknown field \"size\"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -193,6 +193,7 @@ func (w *web) handler() http.Handler {
 	api.Handle("/api/mute", jsonapi.Only(http.MethodPost, w.mute))
 	api.Handle("/api/volume", jsonapi.Only(http.MethodPost, w.api.Volume))
 	api.Handle("/api/audio", w.api.AudioRoutes())
+	api.Handle("/api/video", w.api.VideoRoutes())
 	api.Handle("/api/press", jsonapi.Only(http.MethodPost, w.api.Press))
 	api.Handle("/api/provision", jsonapi.Only(http.MethodPost, w.api.Provision))
 	api.Handle("/api/devices", jsonapi.Handler(w.devicesRoute))

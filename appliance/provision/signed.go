@@ -64,7 +64,7 @@ func nextConfig(cur store.Config, p control.Provisioning, trust Trust, now time.
 		URL: claims.URL, Token: claims.LiveKitToken, TokenEndpoint: claims.TokenEndpoint, Credential: claims.Credential,
 		ProvisionedAt: now.UTC(), Name: claims.Name, AdminPasswordHash: claims.AdminPasswordHash,
 		Media: store.Media{VideoBitrate: claims.Media.VideoBitrate, AllowRemoteUnmute: claims.Media.AllowRemoteUnmute,
-			Audio: claims.Media.Audio},
+			Audio: claims.Media.Audio, Video: claims.Media.Video},
 		Fleet: store.Fleet{Key: cur.Fleet.Key, IssuedAt: claims.IssuedAt.UTC(), Applied: appendBounded(cur.Fleet.Applied, claims.ID)},
 	}
 	if trust.FleetKey == nil && len(cur.Fleet.Key) == 0 {

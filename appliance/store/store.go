@@ -100,6 +100,8 @@ type Media struct {
 	// Audio are the audio settings the provisioning token carried; applied once, when it
 	// is (the device's own settings may change them afterwards).
 	Audio control.AudioPatch `json:"audio,omitzero"`
+	// Video is the camera's capture the token carried, applied as Audio is.
+	Video control.VideoPatch `json:"video,omitzero"`
 }
 
 // Fleet is what the device remembers of signed provisioning: the key it trusts since its
@@ -125,12 +127,15 @@ type SavedState struct {
 	// Audio are the audio settings made on the device or by provisioning, on top of the
 	// defaults; empty until someone sets one.
 	Audio control.AudioPatch `json:"audio,omitzero"`
+	// Video is the camera's capture made on the device or by provisioning, on top of the
+	// defaults and the run's flags; empty until someone sets it.
+	Video control.VideoPatch `json:"video,omitzero"`
 }
 
 // Same reports whether st and o are the same state (Volume compared by value).
 func (st SavedState) Same(o SavedState) bool {
 	return st.MicMuted == o.MicMuted && st.CameraOff == o.CameraOff && st.SpeakerMuted == o.SpeakerMuted &&
-		st.SpeakerVolume() == o.SpeakerVolume() && (st.Volume == nil) == (o.Volume == nil) && st.Audio.Same(o.Audio)
+		st.SpeakerVolume() == o.SpeakerVolume() && (st.Volume == nil) == (o.Volume == nil) && st.Audio.Same(o.Audio) && st.Video.Same(o.Video)
 }
 
 // DefaultVolume is the speaker volume of a device no one has set one on.

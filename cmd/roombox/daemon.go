@@ -52,8 +52,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	simMic := fs.String("sim-mic", "", "with --hal sim: a WAV `file` (48 kHz mono 16-bit) the microphone plays in a loop instead of its tone")
 	simRoom := fs.String("sim-room", "", "with --hal sim: put the board in a room whose echo reaches its microphone: on, or `key=value,...` of delay, t60, reverb, coupling, clip, noise, seed")
 	videoSize := fs.String("video-size", fmt.Sprintf("%dx%d", appliance.DefaultVideo.Width, appliance.DefaultVideo.Height),
-		"camera capture `WxH` (even, up to 1920x1088); the layers are it, half and a quarter of it")
-	videoFPS := fs.Int("video-fps", appliance.DefaultVideo.FPS, "camera frame `rate`, 1 to 60")
+		"camera capture `WxH` (even, up to 1920x1088); the layers are it, half and a quarter of it. A capture set on the device (page, LocalAPI, provisioning) wins")
+	videoFPS := fs.Int("video-fps", appliance.DefaultVideo.FPS, "camera frame `rate`, 1 to 60; a rate set on the device wins")
 	videoLayers := fs.Int("video-layers", appliance.DefaultVideo.Layers, "simulcast `layers` published, 1 to 3 (fewer when the camera is small)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -63,8 +63,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	video := appliance.VideoOptions{FPS: *videoFPS, Layers: *videoLayers}
-	if _, err := fmt.Sscanf(*videoSize, "%dx%d", &video.Width, &video.Height); err != nil {
-		return usageError{fs: fs, err: fmt.Errorf("run: --video-size %q: want WIDTHxHEIGHT", *videoSize)}
+	if video.Width, video.Height, err = parseSize(*videoSize); err != nil {
+		return usageError{fs: fs, err: fmt.Errorf("run: --video-size: %w", err)}
 	}
 	if err := video.Check(); err != nil {
 		return usageError{fs: fs, err: fmt.Errorf("run: %w", err)}

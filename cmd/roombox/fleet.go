@@ -87,14 +87,9 @@ func fleetSign(args []string, stdout io.Writer) error {
 	bitrate := fs.Int("video-bitrate", 0, "video `bits` per second (0: the device's default)")
 	remoteUnmute := fs.Bool("allow-remote-unmute", false, "let the room unmute the mic without a local press")
 	var audio control.AudioPatch
-	fs.Func("audio", `audio settings as JSON, as POST /v1/audio takes them (e.g. '{"echo_cancellation":false}')`, func(v string) error {
-		dec := json.NewDecoder(strings.NewReader(v))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&audio); err != nil {
-			return err
-		}
-		return audio.Check()
-	})
+	fs.Func("audio", `audio settings as JSON, as POST /v1/audio takes them (e.g. '{"echo_cancellation":false}')`, checkedJSON(&audio))
+	var video control.VideoPatch
+	fs.Func("video", `camera capture as JSON, as POST /v1/video takes it (e.g. '{"width":1920,"height":1080,"fps":30}')`, checkedJSON(&video))
 	id := fs.String("id", "", "unique token `id` (jti; default random)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -123,7 +118,7 @@ func fleetSign(args []string, stdout io.Writer) error {
 		RegisteredClaims: jwt.RegisteredClaims{Subject: *device, ID: *id, ExpiresAt: jwt.NewNumericDate(now.Add(*ttl))},
 		URL:              strings.TrimSpace(*url), LiveKitToken: strings.TrimSpace(*lkToken),
 		TokenEndpoint: *endpoint, Credential: *credential, Name: *name,
-		Media: fleet.Media{VideoBitrate: *bitrate, AllowRemoteUnmute: *remoteUnmute, Audio: audio},
+		Media: fleet.Media{VideoBitrate: *bitrate, AllowRemoteUnmute: *remoteUnmute, Audio: audio, Video: video},
 	}
 	if *password != "" {
 		h, err := bcrypt.GenerateFromPassword([]byte(*password), bcrypt.DefaultCost)
@@ -138,4 +133,20 @@ func fleetSign(args []string, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
+}
+
+// checkedJSON is a flag value of JSON decoded into dst, with no unknown field, that must
+// pass dst's Check.
+func checkedJSON[T any, P interface {
+	*T
+	Check() error
+}](dst P) func(string) error {
+	return func(v string) error {
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(dst); err != nil {
+			return err
+		}
+		return dst.Check()
+	}
 }

@@ -49,7 +49,7 @@ func TestFleetProvisioning(t *testing.T) {
 	older := signToken(t, fleetA, "--id", "older") // signed first: issued no later than the next
 	time.Sleep(1100 * time.Millisecond)            // iat has one-second resolution
 	first := signToken(t, fleetA, "--id", "first", "--name", "Room 4.12", "--admin-password", "hunter22", "--video-bitrate", "600000",
-		"--audio", `{"echo_cancellation":false,"input_sensitivity":70}`)
+		"--audio", `{"echo_cancellation":false,"input_sensitivity":70}`, "--video", `{"width":1920,"height":1080,"fps":25}`)
 	code, stdout, stderr := roombox(t, "provision", "--state-dir", dir, tofu, first)
 	if code != 0 || !strings.Contains(stdout, `room "lobby" as "box-1" on wss://lk.example.com`) {
 		t.Fatalf("provision: exit %d: %s%s", code, stdout, stderr)
@@ -73,6 +73,9 @@ func TestFleetProvisioning(t *testing.T) {
 	saved, err := stored.LoadState()
 	if err != nil || !saved.Audio.Same(control.AudioPatch{EchoCancellation: new(false), InputSensitivity: new(70)}) {
 		t.Fatalf("state.json audio %+v (%v), want the token's", saved.Audio, err)
+	}
+	if !saved.Video.Same(control.VideoPatch{Width: new(1920), Height: new(1080), FPS: new(25)}) {
+		t.Fatalf("state.json video %+v, want the token's", saved.Video)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(cfg.AdminPasswordHash), []byte("hunter22")) != nil {
 		t.Fatal("admin password hash does not match the password signed")

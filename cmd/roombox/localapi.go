@@ -133,6 +133,61 @@ func cmdAudio(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 }
 
+// cmdVideo prints the camera's capture and layers, after changing what its flags give.
+func cmdVideo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("video")
+	dir := stateDirFlag(fs)
+	var p control.VideoPatch
+	fs.Func("size", fmt.Sprintf("capture `WxH`, even, %dx%d to %dx%d", control.MinVideoSide, control.MinVideoSide,
+		control.MaxVideoWidth, control.MaxVideoHeight), func(v string) error {
+		w, h, err := parseSize(v)
+		p.Width, p.Height = &w, &h
+		return err
+	})
+	fs.Func("fps", fmt.Sprintf("frame `rate`, 1 to %d", control.MaxVideoFPS), func(v string) error {
+		n, err := strconv.Atoi(v)
+		p.FPS = &n
+		return err
+	})
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs, pos); err != nil {
+		return err
+	}
+	if err := p.Check(); err != nil {
+		return usageError{fs: fs, err: err}
+	}
+	return dialDaemon(ctx, *dir, func(ctx context.Context, c *localapi.Client) error {
+		var s control.VideoStatus
+		var err error
+		if p.IsZero() {
+			s, err = c.Video(ctx)
+		} else {
+			s, err = c.SetVideo(ctx, p)
+		}
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, s)
+	})
+}
+
+// parseSize reads a picture size written WIDTHxHEIGHT.
+func parseSize(s string) (w, h int, err error) {
+	ws, hs, ok := strings.Cut(s, "x")
+	if ok {
+		if w, err = strconv.Atoi(ws); err == nil {
+			h, err = strconv.Atoi(hs)
+		}
+	}
+	if !ok || err != nil {
+		return 0, 0, fmt.Errorf("size %q: want WIDTHxHEIGHT, such as 1280x720", s)
+	}
+	return w, h, nil
+}
+
 // onOff is a flag value of on or off.
 func onOff(dst **bool) func(string) error {
 	return func(v string) error {

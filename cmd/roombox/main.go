@@ -49,8 +49,9 @@ func verbs() []verb {
 		{"mute", "[--state-dir DIR] [mic|camera|speaker]", "mute the microphone (or turn the camera off, or the speaker)", cmdMute(true)},
 		{"unmute", "[--state-dir DIR] [mic|camera|speaker]", "unmute the microphone (or the camera, or the speaker)", cmdMute(false)},
 		{"audio", "[--state-dir DIR] [--echo-cancellation on|off] [--noise-suppression off|low|moderate|high|very-high] [--auto-gain on|off] [--input-gain DB] [--input-sensitivity N] [--dtx on|off]", "print the microphone's processing settings, after changing those given", cmdAudio},
+		{"video", "[--state-dir DIR] [--size WxH] [--fps N]", "print the camera's capture and layers, after changing what is given", cmdVideo},
 		{"press", "BUTTON [--state-dir DIR]", "press and release a button, exactly like hardware", cmdPress},
-		{"fleet", "keygen [--out DIR] | sign --key FILE --url WS_URL (--livekit-token JWT | --token-endpoint URL --credential C) [--device ID] [--ttl D] [--name N] [--admin-password P] [--video-bitrate BPS] [--allow-remote-unmute] [--audio JSON]", "make a fleet key and sign provisioning tokens with it", cmdFleet},
+		{"fleet", "keygen [--out DIR] | sign --key FILE --url WS_URL (--livekit-token JWT | --token-endpoint URL --credential C) [--device ID] [--ttl D] [--name N] [--admin-password P] [--video-bitrate BPS] [--allow-remote-unmute] [--audio JSON] [--video JSON]", "make a fleet key and sign provisioning tokens with it", cmdFleet},
 		{"version", "", "print the version this binary was built from", cmdVersion},
 		{"token", "--api-key K --api-secret S --room R --identity I [--ttl D] [--name N]", "mint a LiveKit access token (development helper)", cmdToken},
 	}

@@ -185,7 +185,7 @@ func TestProvisionStoresWithoutDaemon(t *testing.T) {
 func TestClientVerbsWithoutDaemon(t *testing.T) {
 	dir := shortDir(t)
 	want := "roombox: daemon not running (no LocalAPI socket at " + filepath.Join(dir, localapi.SocketFile) + ")\n"
-	for _, args := range [][]string{{"status"}, {"mute"}, {"unmute"}, {"press", "mic"}, {"audio"}, {"audio", "--dtx", "on"}} {
+	for _, args := range [][]string{{"status"}, {"mute"}, {"unmute"}, {"press", "mic"}, {"audio"}, {"audio", "--dtx", "on"}, {"video"}, {"video", "--fps", "15"}} {
 		code, stdout, stderr := roombox(t, append(args, "--state-dir", dir)...)
 		if code != 1 || stderr != want || stdout != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1 and %q", args, code, stdout, stderr, want)
@@ -229,7 +229,7 @@ func TestProvisionStatusRoundTrip(t *testing.T) {
 		t.Fatalf("status output is not JSON: %v\n%s", err, stdout)
 	}
 	want := control.Status{State: "connecting", Provisioned: true, URL: "ws://127.0.0.1:7880", Room: "lobby", Identity: "box-1", Hal: "sim",
-		Audio: new(control.DefaultAudio)}
+		Audio: new(control.DefaultAudio), Video: &control.VideoStatus{Settings: control.DefaultVideo, Width: 1280, Height: 720, FPS: 30}}
 	if !reflect.DeepEqual(st, want) {
 		t.Errorf("status = %+v, want %+v", st, want)
 	}
@@ -316,6 +316,56 @@ func TestAudioVerb(t *testing.T) {
 		}
 	}
 	if got := audio(); got != want {
+		t.Errorf("refused changes changed the settings: %+v, want %+v", got, want)
+	}
+}
+
+// TestVideoVerb: roombox video prints the capture, changes what its flags give (and only
+// that), and refuses a bad value before reaching the daemon, naming the setting.
+func TestVideoVerb(t *testing.T) {
+	dir := shortDir(t)
+	fake := &controltest.Controller{}
+	controltest.ServeLocalAPI(t, dir, fake)
+	video := func(args ...string) control.VideoSettings {
+		t.Helper()
+		code, stdout, stderr := roombox(t, append([]string{"video", "--state-dir", dir}, args...)...)
+		if code != 0 {
+			t.Fatalf("video %v: exit %d, stderr %q", args, code, stderr)
+		}
+		var s control.VideoStatus
+		if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+			t.Fatalf("video %v: output is not JSON: %v\n%s", args, err, stdout)
+		}
+		return s.Settings
+	}
+	if got := video(); got != control.DefaultVideo {
+		t.Errorf("video = %+v, want the defaults %+v", got, control.DefaultVideo)
+	}
+	want := control.VideoSettings{Width: 1920, Height: 1080, FPS: 30}
+	if got := video("--size", "1920x1080"); got != want {
+		t.Errorf("after the change: %+v, want %+v", got, want)
+	}
+	want.FPS = 15
+	if got := video("--fps", "15"); got != want {
+		t.Errorf("a second change kept the first one? %+v, want %+v", got, want)
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--size", "1280"}, `size "1280": want WIDTHxHEIGHT`},
+		{[]string{"--size", "1281x720"}, "width 1281 (want an even number from 64 to 1920)"},
+		{[]string{"--size", "3840x2160"}, "width 3840"},
+		{[]string{"--fps", "0"}, "fps 0 (want 1 to 60)"},
+		{[]string{"--fps", "x"}, `invalid value "x"`},
+		{[]string{"extra"}, "extra"},
+	} {
+		code, _, stderr := roombox(t, append([]string{"video", "--state-dir", dir}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.msg) {
+			t.Errorf("video %v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.msg)
+		}
+	}
+	if got := video(); got != want {
 		t.Errorf("refused changes changed the settings: %+v, want %+v", got, want)
 	}
 }

@@ -79,9 +79,9 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if !cfg.Media.Audio.IsZero() {
-		if err := saveAudio(st, cfg.Media.Audio); err != nil {
-			return fmt.Errorf("provision: stored, but not the token's audio settings: %w", err)
+	if !cfg.Media.Audio.IsZero() || !cfg.Media.Video.IsZero() {
+		if err := saveMedia(st, cfg.Media); err != nil {
+			return fmt.Errorf("provision: stored, but not the token's audio and video settings: %w", err)
 		}
 	}
 	fmt.Fprintf(stdout, "provisioned: %s\nstored in %s/%s; the daemon is not running and will use it when it starts\n",
@@ -89,15 +89,16 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-// saveAudio makes the token's audio settings the device's, in state.json, as the daemon
-// does when it applies a token itself. A state.json that does not load is left to the
-// daemon, which recovers it (and starts muted if it must).
-func saveAudio(st *store.Store, a control.AudioPatch) error {
+// saveMedia makes the token's audio and video settings the device's, in state.json, as the
+// daemon does when it applies a token itself. A state.json that does not load is left to
+// the daemon, which recovers it (and starts muted if it must).
+func saveMedia(st *store.Store, m store.Media) error {
 	saved, err := st.LoadState()
 	if err != nil {
 		return err
 	}
-	saved.Audio = saved.Audio.Merge(a)
+	saved.Audio = saved.Audio.Merge(m.Audio)
+	saved.Video = saved.Video.Merge(m.Video)
 	return st.SaveState(saved)
 }
 

@@ -39,6 +39,7 @@ type Controller struct {
 	deaf    bool
 	volume  int
 	audio   control.AudioPatch
+	video   control.VideoPatch
 	presses []string
 	p       control.Provisioning
 	info    provision.TokenInfo
@@ -54,6 +55,8 @@ func (c *Controller) Status(context.Context) control.Status {
 		CameraOff: c.camOff, SpeakerMute: c.deaf, Volume: c.volume}
 	audio := c.audio.Apply(control.DefaultAudio)
 	st.Audio = &audio
+	video := c.video.Apply(control.DefaultVideo)
+	st.Video = &control.VideoStatus{Settings: video, Width: video.Width, Height: video.Height, FPS: video.FPS}
 	if st.Hal == "" {
 		st.Hal = "fake"
 	}
@@ -82,7 +85,6 @@ func (c *Controller) SetMuted(_ context.Context, t control.Target, muted bool) e
 	return nil
 }
 
-// SetVolume sets the speaker volume, refusing values outside 0..control.MaxVolume.
 // SetAudio checks p and records it on top of the settings made before.
 func (c *Controller) SetAudio(_ context.Context, p control.AudioPatch) error {
 	if err := p.Check(); err != nil {
@@ -94,6 +96,19 @@ func (c *Controller) SetAudio(_ context.Context, p control.AudioPatch) error {
 	return nil
 }
 
+// SetVideo checks p and records it on top of the settings made before; the fake camera
+// takes them exactly.
+func (c *Controller) SetVideo(_ context.Context, p control.VideoPatch) error {
+	if err := p.Check(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.video = c.video.Merge(p)
+	return nil
+}
+
+// SetVolume sets the speaker volume, refusing values outside 0..control.MaxVolume.
 func (c *Controller) SetVolume(_ context.Context, v int) error {
 	if err := control.ValidVolume(v); err != nil {
 		return err

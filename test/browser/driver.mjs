@@ -19,7 +19,8 @@
 //   waitAttr {page, selector, attr, value}
 //   waitText {page, selector, pattern}  text matches the RegExp pattern
 //   read {page, selector, attrs?}    -> text, attrs
-//   video {page, selector, frames?}  -> width, height, frames seen advancing
+//   video {page, selector, frames?, width?}  -> width, height, frames seen advancing
+//                                    (width: once the picture decoded is that wide)
 //   eval {page, expr, arg?}          -> value (expr is a function source: (arg) => ...)
 //   diag {page}                      -> the page's console and its recent /api/ calls
 //   screenshot {page, path}
@@ -176,18 +177,19 @@ const ops = {
     for (const a of cmd.attrs || []) attrs[a] = await loc.getAttribute(a, { timeout });
     return { text: ((await loc.textContent({ timeout })) || '').trim(), attrs };
   },
-  // video waits until the element has decoded a picture (videoWidth > 0), then until the
-  // browser has presented `frames` more frames (requestVideoFrameCallback, whose
-  // presentedFrames and mediaTime must both increase): the stream is playing, not frozen.
+  // video waits until the element has decoded a picture (videoWidth > 0; `width` wide, if
+  // given), then until the browser has presented `frames` more frames
+  // (requestVideoFrameCallback, whose presentedFrames and mediaTime must both increase): the
+  // stream is playing, not frozen.
   async video(cmd, timeout) {
     const page = pageOf(cmd);
     await page.locator(cmd.selector).waitFor({ state: 'attached', timeout });
     await page.waitForFunction(
-      (sel) => {
+      ({ sel, width }) => {
         const v = document.querySelector(sel);
-        return v && v.videoWidth > 0 && v.videoHeight > 0;
+        return v && v.videoWidth > 0 && v.videoHeight > 0 && (!width || v.videoWidth === width);
       },
-      cmd.selector,
+      { sel: cmd.selector, width: cmd.width },
       { timeout, polling: 100 },
     );
     return await page.evaluate(

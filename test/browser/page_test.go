@@ -98,6 +98,24 @@ func TestControlPage(t *testing.T) {
 		return s.Audio != nil && s.Audio.NoiseSuppression == control.NoiseLow
 	})
 
+	// A capture from the page: the device switches at run time, and the preview, its full
+	// layer, decodes pictures of the new size (the switch starts with an IDR).
+	if w != 1280 || h != 720 {
+		t.Fatalf("preview %dx%d before the change, want the default 1280x720", w, h)
+	}
+	drv.do("selectOption", map[string]any{"page": "control", "selector": "#video-size", "value": "640x360"})
+	roomboxtest.WaitStatus(t, bin, stateDir, "the camera at 640x360", 20*time.Second, func(s control.Status) bool {
+		return s.Video != nil && s.Video.Width == 640 && s.Video.Height == 360 && s.Video.Settings.Width == 640
+	})
+	drv.do("waitText", map[string]any{"page": "control", "selector": "#video-mode", "pattern": "^640×360 at 30 fps", "timeout": 10000})
+	drv.do("waitText", map[string]any{"page": "control", "selector": "#video-layers", "pattern": "f 640×360", "timeout": 10000})
+	r = drv.do("video", map[string]any{"page": "control", "selector": "video#preview", "frames": 10, "width": 640, "timeout": 30000})
+	r.field(t, "width", &w)
+	r.field(t, "height", &h)
+	if w != 640 || h != 360 {
+		t.Fatalf("preview after the change: %dx%d, want 640x360", w, h)
+	}
+
 	// Mute from the page.
 	if _, attrs := drv.read("control", "#led", "data-on"); attrs["data-on"] == nil || *attrs["data-on"] != "false" {
 		t.Fatalf("#led data-on before muting = %v, want \"false\"", deref(attrs["data-on"]))

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
 
 	"roombox/internal/testkit/lkprobetest"
 	"roombox/internal/testkit/lktest"
+	"roombox/internal/testkit/roomboxtest"
+	"roombox/internal/testkit/testwait"
 )
 
 // The box as LiveKit's own Go SDK sees it (issue 13, must-shows 1 on the server's side and
@@ -104,4 +107,48 @@ func sameLayers(got, want []lkprobetest.Layer) bool {
 		}
 	}
 	return true
+}
+
+// TestCaptureChangesInTheRoom (issue 13): `roombox video` changes the capture of a box in a
+// room at run time. A subscriber on the full layer gets an IDR of the new size and then
+// pictures of it, the half layer is half of it, and the server's track takes the new size
+// (UpdateLocalVideoTrack); the box stays in its session.
+func TestCaptureChangesInTheRoom(t *testing.T) {
+	srv := lktest.Start(t)
+	bin, stateDir, _ := provisionedDevice(t, srv)
+	joins := roomboxtest.MustStatus(t, bin, stateDir).Joins
+	probe := lkprobetest.Start(t, srv.URL, lktest.Token(t, room, "lkprobe"), "-participant", deviceIdentity)
+	track, _ := probe.Wait(t, "the box's camera track", 20*time.Second, 0, func(l lkprobetest.Line) bool {
+		return l.Event == "track" && l.Kind == "video"
+	})
+	_, from := probe.Receive(t, track.SID, "HIGH", simWidth, simHeight, 0)
+
+	roomboxtest.MustCLI(t, bin, "video", "--state-dir", stateDir, "--size", "640x360", "--fps", "15")
+	kf, at := probe.Wait(t, "an IDR of the new size", 20*time.Second, from+1, func(l lkprobetest.Line) bool {
+		return l.Event == "keyframe" && l.SID == track.SID && l.Width == 640 && l.Height == 360
+	})
+	t.Logf("first 640x360 keyframe: %d bytes", kf.Bytes)
+	st, _ := probe.Wait(t, "a second of the new size", 20*time.Second, at+1, func(l lkprobetest.Line) bool {
+		return l.Event == "stats" && l.SID == track.SID && l.Frames > 0
+	})
+	if st.Width != 640 || st.Height != 360 {
+		t.Fatalf("a second after the change: %dx%d, want 640x360", st.Width, st.Height)
+	}
+	t.Logf("a second after the change: %dx%d, %d frames, %d bytes", st.Width, st.Height, st.Frames, st.Bytes)
+	probe.Receive(t, track.SID, "MEDIUM", 320, 180, at)
+	testwait.For(t, "the server's track at 640x360", 20*time.Second, func() bool {
+		p, err := srv.GetParticipant(context.Background(), room, deviceIdentity)
+		if err != nil {
+			return false
+		}
+		for _, tr := range p.Tracks {
+			if tr.Sid == track.SID {
+				return tr.Width == 640 && tr.Height == 360
+			}
+		}
+		return false
+	})
+	if s := roomboxtest.MustStatus(t, bin, stateDir); s.State != "in-room" || s.Joins != joins || s.Video.Width != 640 || s.Video.FPS != 15 {
+		t.Fatalf("after the change: state %s, joins %d (before %d), camera %dx%d@%d", s.State, s.Joins, joins, s.Video.Width, s.Video.Height, s.Video.FPS)
+	}
 }

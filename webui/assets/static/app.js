@@ -59,6 +59,7 @@ function renderStatus(st) {
     ul.dataset.list = people.join('\n');
   }
   $('participants-empty').hidden = people.length > 0;
+  if (st.video) renderVideo(st.video);
 }
 
 async function refreshStatus() {
@@ -131,6 +132,47 @@ for (const [field, prop] of Object.entries(audioFields)) {
     } catch (e) {
       $('audio-error').textContent = e.message;
       if (audio) renderAudio(audio); // back to what the device runs with
+    }
+  });
+}
+
+// Camera: its capture (/api/video) and its layers, as the status reports them.
+
+// ensureOption makes sure select sel offers value (a setting made elsewhere, such as
+// 1280x800 from the CLI), so it shows what the device runs with.
+function ensureOption(sel, value, label) {
+  if (![...sel.options].some((o) => o.value === value)) sel.add(new Option(label, value));
+}
+
+function renderVideo(v) {
+  const size = v.settings.width + 'x' + v.settings.height;
+  ensureOption($('video-size'), size, v.settings.width + '×' + v.settings.height);
+  ensureOption($('video-fps'), String(v.settings.fps), v.settings.fps + ' fps');
+  if (document.activeElement !== $('video-size')) $('video-size').value = size;
+  if (document.activeElement !== $('video-fps')) $('video-fps').value = String(v.settings.fps);
+  $('video-mode').textContent = v.width + '×' + v.height + ' at ' + v.fps + ' fps' + (v.degraded ? ', ' + v.degraded : '');
+  const text = (v.layers || []).map((l) => l.rid + ' ' + l.width + '×' + l.height + ' ' +
+    (l.sent ? (l.bitrate / 1000).toFixed(0) + ' kbit/s' : 'off'));
+  const ul = $('video-layers');
+  if (ul.dataset.list !== text.join('\n')) {
+    ul.replaceChildren(...text.map((t) => {
+      const li = document.createElement('li');
+      li.textContent = t;
+      return li;
+    }));
+    ul.dataset.list = text.join('\n');
+  }
+}
+
+for (const id of ['video-size', 'video-fps']) {
+  $(id).addEventListener('change', async () => {
+    const [w, h] = $('video-size').value.split('x').map(Number);
+    try {
+      renderVideo(await api('POST', '/api/video', {width: w, height: h, fps: Number($('video-fps').value)}));
+      $('video-error').textContent = '';
+    } catch (e) {
+      $('video-error').textContent = e.message;
+      if (status && status.video) renderVideo(status.video); // back to what the device runs with
     }
   });
 }
@@ -357,6 +399,7 @@ async function refreshLog() {
 refreshStatus();
 api('GET', '/api/devices').then(renderDevices).catch(showError);
 api('GET', '/api/audio').then((a) => { renderAudio(a); connectMeter(); }).catch(() => { $('audio-card').hidden = true; });
+api('GET', '/api/video').then(renderVideo).catch(() => { $('video-card').hidden = true; });
 setInterval(refreshStatus, 1000);
 refreshLog();
 setInterval(refreshLog, 2000);
