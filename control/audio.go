@@ -1,6 +1,9 @@
 package control
 
-import "fmt"
+import (
+	"fmt"
+	"log/slog"
+)
 
 // Noise suppression levels, as the APIs name them.
 const (
@@ -106,6 +109,21 @@ func (p AudioPatch) Same(q AudioPatch) bool {
 	return same(p.EchoCancellation, q.EchoCancellation) && same(p.NoiseSuppression, q.NoiseSuppression) &&
 		same(p.AutoGain, q.AutoGain) && same(p.InputGainDB, q.InputGainDB) &&
 		same(p.InputSensitivity, q.InputSensitivity) && same(p.DTX, q.DTX)
+}
+
+// LogValue is the fields p sets, by their JSON names (slog.LogValuer): logs say what changed.
+func (p AudioPatch) LogValue() slog.Value {
+	return slog.GroupValue(attr("echo_cancellation", p.EchoCancellation), attr("noise_suppression", p.NoiseSuppression),
+		attr("auto_gain", p.AutoGain), attr("input_gain_db", p.InputGainDB), attr("input_sensitivity", p.InputSensitivity),
+		attr("dtx", p.DTX))
+}
+
+// attr is key=*v, or the empty attribute (which handlers leave out) when v is nil.
+func attr[T any](key string, v *T) slog.Attr {
+	if v == nil {
+		return slog.Attr{}
+	}
+	return slog.Any(key, *v)
 }
 
 // NoiseIndex is the position of a noise suppression level in NoiseLevels (0 is off), -1 if

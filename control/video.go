@@ -2,6 +2,7 @@ package control
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 )
 
@@ -117,6 +118,11 @@ func (p VideoPatch) Apply(s VideoSettings) VideoSettings {
 // pointer with either.
 func (p VideoPatch) Merge(q VideoPatch) VideoPatch {
 	return VideoPatch{Width: later(p.Width, q.Width), Height: later(p.Height, q.Height), FPS: later(p.FPS, q.FPS)}
+}
+
+// LogValue is the fields p sets (slog.LogValuer).
+func (p VideoPatch) LogValue() slog.Value {
+	return slog.GroupValue(attr("width", p.Width), attr("height", p.Height), attr("fps", p.FPS))
 }
 
 // Same reports whether p and q set the same fields to the same values.
