@@ -382,7 +382,9 @@ func (c *layerControl) SetDegraded(s degradeStep) { c.update("degradation", func
 func (c *layerControl) SetTarget(bps int) { c.update("bandwidth", func() { c.target = bps }) }
 
 // SetLayers takes the layers' bitrates for a new capture size, largest first.
-func (c *layerControl) SetLayers(want []int) { c.update("capture", func() { c.want = slices.Clone(want) }) }
+func (c *layerControl) SetLayers(want []int) {
+	c.update("capture", func() { c.want = slices.Clone(want) })
+}
 
 // wants is the layers' configured bitrates, largest first.
 func (c *layerControl) wants() []int {
