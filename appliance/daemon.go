@@ -346,6 +346,7 @@ func (d *daemon) applyLocked(st store.SavedState) {
 	}
 	if d.video != nil {
 		d.video.SetEnabled(!st.CameraOff)
+		d.layers.SetCameraOff(st.CameraOff)
 	}
 	if d.playback != nil {
 		d.playback.SetMuted(st.SpeakerMuted)

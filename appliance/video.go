@@ -219,11 +219,19 @@ func (d *daemon) SetVideo(ctx context.Context, p control.VideoPatch) error {
 	return d.update(ctx, func(st *store.SavedState) { st.Video = st.Video.Merge(p) })
 }
 
-// setTargetBitrate hands the room's bandwidth estimate to the camera's layers.
+// setTargetBitrate hands the room's bandwidth estimate to the camera's layers, with
+// whether congestion lowered it.
 func (d *daemon) setTargetBitrate(bps int) {
-	if d.layers != nil {
-		d.layers.SetTarget(bps)
+	if d.layers == nil {
+		return
 	}
+	congested := false
+	if room := d.room.current(); room != nil {
+		if sess := room.Session(); sess != nil {
+			congested = sess.Congested()
+		}
+	}
+	d.layers.SetTarget(bps, congested)
 }
 
 // bandwidth is where the estimate starts and what bounds it: every layer and the
@@ -322,6 +330,8 @@ type layerControl struct {
 	watching bool
 	degraded degradeStep // stepNoTop: the largest layer off (degrade.go)
 	target   int         // the estimate; 0 without one
+	held     int         // the estimate kept while the box sends less than it by choice
+	camOff   bool        // the camera is off: one black frame a second
 	limit    int         // the provisioned total for video; 0: the configured bitrates
 	sent     []bool
 	rates    []int
@@ -378,8 +388,45 @@ func (c *layerControl) SetWatching(on bool) { c.update("preview", func() { c.wat
 // SetDegraded takes the camera's degradation step (degrade.go).
 func (c *layerControl) SetDegraded(s degradeStep) { c.update("degradation", func() { c.degraded = s }) }
 
-// SetTarget takes a new bandwidth estimate (bits per second; 0: none, outside a room).
-func (c *layerControl) SetTarget(bps int) { c.update("bandwidth", func() { c.target = bps }) }
+// SetTarget takes a new bandwidth estimate (bits per second; 0: none, outside a room), and
+// whether gcc lowered it for congestion.
+//
+// While the box sends less than the estimate by choice (limitedLocked: a layer nobody
+// wants, the camera off, a degradation), gcc follows what it sees arrive down (it raises
+// its estimate to at most 1.5 times that, and it sends no probes), so a layer wanted again
+// would wait for the prober's trials to climb back. The estimate from before is held for
+// that moment, as libwebrtc holds it in its application-limited region and probes on
+// resume: the layers come back at once, and if the link no longer carries them, the
+// congestion they meet (the delay detector's decrease, or loss over 10 %) releases the hold
+// within a feedback interval or two. Meanwhile what is sent follows gcc's own estimate, and
+// the signals of the limited stretch do not release the hold: a trickle of small packets
+// says little about what the link carries.
+func (c *layerControl) SetTarget(bps int, congested bool) {
+	c.update("bandwidth", func() {
+		if bps == 0 || !c.limitedLocked() && (congested || bps >= c.held) {
+			c.held = 0
+		}
+		c.target = bps
+	})
+}
+
+// SetCameraOff takes the camera's state: off sends one black frame a second.
+func (c *layerControl) SetCameraOff(off bool) { c.update("camera", func() { c.camOff = off }) }
+
+// limitedLocked: the layers send less than the estimate carries by the box's choice.
+func (c *layerControl) limitedLocked() bool {
+	return c.camOff || c.degraded != stepFull || slices.Contains(c.wanted, false)
+}
+
+// estimateLocked is the estimate the layers share: gcc's while limited (it is recorded for
+// the resume), the held one after it until released (SetTarget).
+func (c *layerControl) estimateLocked() int {
+	if c.limitedLocked() {
+		c.held = max(c.held, c.target)
+		return c.target
+	}
+	return max(c.target, c.held)
+}
 
 // SetLayers takes the layers' bitrates for a new capture size, largest first.
 func (c *layerControl) SetLayers(want []int) {
@@ -406,8 +453,9 @@ func (c *layerControl) applyLocked(why string) {
 	if c.limit > 0 {
 		budget = c.limit
 	}
-	if c.target > 0 {
-		budget = min(budget, c.target*(100-overheadShare)/100-c.audio)
+	estimate := c.estimateLocked()
+	if estimate > 0 {
+		budget = min(budget, estimate*(100-overheadShare)/100-c.audio)
 	}
 	prev := c.sent
 	c.rates, c.sent = share(budget, c.want, c.sent)
@@ -419,10 +467,10 @@ func (c *layerControl) applyLocked(why string) {
 		}
 	}
 	candidate := -1
-	if top > 0 && c.wanted[top-1] && c.target > 0 && !(c.degraded >= stepNoTop && top-1 == 0) {
+	if top > 0 && c.wanted[top-1] && estimate > 0 && !(c.degraded >= stepNoTop && top-1 == 0) {
 		candidate = top - 1
 	}
-	c.probe.adjust(c.now(), c.target, candidate, dropped, c.want, c.rates, c.sent)
+	c.probe.adjust(c.now(), estimate, candidate, dropped, c.want, c.rates, c.sent)
 	changed := false
 	for i := range c.want {
 		l := c.video.Layer(i)
@@ -443,7 +491,7 @@ func (c *layerControl) applyLocked(why string) {
 		}
 	}
 	if changed {
-		c.log.Info("video layers", "sending", c.sendingLocked(), "why", why, "estimate", c.target, "budget", budget)
+		c.log.Info("video layers", "sending", c.sendingLocked(), "why", why, "estimate", c.target, "held", c.held, "budget", budget)
 	}
 }
 
@@ -472,7 +520,7 @@ func (c *layerControl) status() control.VideoStatus {
 		st.Layers = append(st.Layers, control.VideoLayer{RID: cfg.RID, Width: cfg.Width, Height: cfg.Height,
 			Bitrate: c.rates[i], Wanted: c.wanted[i] || c.watching && i == c.preview, Sent: c.on[i], Frames: l.Encoded()})
 	}
-	st.TargetBitrate = c.target
+	st.TargetBitrate = c.estimateLocked()
 	st.Degraded = c.degraded.String()
 	return st
 }

@@ -1,9 +1,14 @@
 package appliance
 
 import (
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
+
+	"roombox/hal/sim"
+	"roombox/media"
+	"roombox/signaling"
 )
 
 // TestShareDropsTheTopLayerFirst: the video budget goes to the smallest layer first; a larger
@@ -95,5 +100,82 @@ func TestProberBackoffEndsWhenTheLinkRecovers(t *testing.T) {
 		if sent[0] != tc.tried {
 			t.Errorf("at %v with %d bit/s: f tried %v, want %v", tc.at, tc.target, sent[0], tc.tried)
 		}
+	}
+}
+
+// testLayers is a layerControl over a real three-layer pipeline (not run: the control only
+// switches its layers and bitrates) with livekit-client's 720p bitrates.
+func testLayers(t *testing.T) *layerControl {
+	t.Helper()
+	b, err := sim.New(sim.Config{Width: 320, Height: 180, FPS: 30, Clock: sim.NewInstantClock(time.Unix(0, 0))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgs, err := media.SimulcastLayers(320, 180, 2_310_000, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes, want := layerPlan(cfgs)
+	vt, err := signaling.NewVideoTrack("camera", "test", sizes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracks := vt.Layers()
+	slices.Reverse(tracks)
+	for i := range cfgs {
+		cfgs[i].Out = tracks[i]
+	}
+	v, err := media.NewVideo(b.Camera, media.OpenX264, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	return newLayerControl(v, tracks, want, 0, 32_000, slog.New(slog.NewTextHandler(t.Output(), nil)))
+}
+
+func sent(c *layerControl) string { st := c.status(); return st.Sending() }
+
+// TestEstimateHeldWhileApplicationLimited: while the box sends less than its estimate by
+// choice (only q wanted; the camera off), gcc's estimate sinks towards what it sees arrive;
+// what is sent follows it, but the estimate from before is held for the resume: every layer
+// wanted again is sent at once. Congestion then releases
+// the hold, and the top layer goes; a lower estimate without congestion does not.
+func TestEstimateHeldWhileApplicationLimited(t *testing.T) {
+	c := testLayers(t)
+	c.SetTarget(2_700_000, false)
+	if got := sent(c); got != "f,h,q" {
+		t.Fatalf("at 2.7 Mbit/s: sending %q", got)
+	}
+	c.SetWanted(map[signaling.VideoQuality]bool{signaling.QualityHigh: false, signaling.QualityMedium: false, signaling.QualityLow: true})
+	c.SetTarget(800_000, true) // a trickle's delay noise: not taken while limited
+	c.SetTarget(240_000, false)
+	if got, est := sent(c), c.status().TargetBitrate; got != "q" || est != 240_000 {
+		t.Fatalf("only q wanted, gcc at 240 kbit/s: sending %q, estimate %d; want q at gcc's estimate", got, est)
+	}
+	c.ResetWanted()
+	if got := sent(c); got != "f,h,q" {
+		t.Fatalf("every layer wanted again at gcc's 240 kbit/s: sending %q, want all at once", got)
+	}
+	c.SetTarget(230_000, false) // the first feedback after the resume still counts the trickle
+	if got := sent(c); got != "f,h,q" {
+		t.Fatalf("a lower estimate without congestion released the hold: sending %q", got)
+	}
+	c.SetTarget(900_000, true) // the link does not carry 2.4 Mbit/s
+	if got, est := sent(c), c.status().TargetBitrate; got != "h,q" || est != 900_000 {
+		t.Fatalf("congestion at 900 kbit/s: sending %q, estimate %d; want h,q and the hold released", got, est)
+	}
+
+	// The camera off: the black frame's trickle holds the estimate too.
+	c.SetTarget(2_700_000, false)
+	c.SetCameraOff(true)
+	c.SetTarget(200_000, false)
+	c.SetCameraOff(false)
+	if got, est := sent(c), c.status().TargetBitrate; got != "f,h,q" || est != 2_700_000 {
+		t.Fatalf("camera back on: sending %q, estimate %d; want all and 2.7 Mbit/s", got, est)
+	}
+	c.SetTarget(2_800_000, false) // gcc caught up: its own estimate again
+	c.SetTarget(1_000_000, false)
+	if est := c.status().TargetBitrate; est != 1_000_000 {
+		t.Fatalf("after gcc caught up, its estimate is %d in the status, want 1 Mbit/s", est)
 	}
 }

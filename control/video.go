@@ -15,7 +15,8 @@ type VideoStatus struct {
 	Height   int           `json:"height"`
 	FPS      int           `json:"fps"`
 	// TargetBitrate is the send-side bandwidth estimate the layers share (bits per second;
-	// 0 outside a room), from the room server's congestion feedback.
+	// 0 outside a room), from the room server's congestion feedback; held while the box
+	// sends less than it by choice (a layer nobody wants, the camera off).
 	TargetBitrate int `json:"target_bitrate,omitempty"`
 	// Degraded says what the camera gave up because its encoders fell behind or the board
 	// ran hot ("half frame rate", "half frame rate, top layer off"); empty when nothing.

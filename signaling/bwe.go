@@ -119,6 +119,17 @@ func (s *Session) TargetBitrate() int { return s.bwe.target() }
 // BandwidthStats are gcc's internal figures (loss and delay estimates, state), for logs.
 func (s *Session) BandwidthStats() map[string]any { return s.bwe.stats() }
 
+// Congested reports whether gcc's latest update saw congestion: its delay detector in its
+// decrease state (queues growing on the path), or loss above the 10 % at which its loss
+// controller lowers the estimate. A lower estimate without it is gcc following a send rate
+// below it (it raises its estimate to at most 1.5 times what it sees arrive).
+func (s *Session) Congested() bool {
+	st := s.bwe.stats()
+	state, _ := st["state"].(string)
+	loss, _ := st["averageLoss"].(float64)
+	return state == "decrease" || loss > 0.1
+}
+
 // notifyBitrate delivers estimate changes to Options.OnTargetBitrateChange, in order and
 // coalesced (the latest value), on a goroutine in s.wg until the session ends.
 func (s *Session) notifyBitrate() {
