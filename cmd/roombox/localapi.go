@@ -108,6 +108,20 @@ func cmdAudio(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	})
 	fs.Func("dtx", "on or off", onOff(&p.DTX))
+	return settingsVerb(ctx, fs, dir, args, stdout, &p, (*localapi.Client).Audio, (*localapi.Client).SetAudio)
+}
+
+// patch is a change of settings a verb's flags make (control.AudioPatch, VideoPatch).
+type patch interface {
+	Check() error
+	IsZero() bool
+}
+
+// settingsVerb is the rest of a settings verb once its flags are defined on fs (dir among
+// them, p filled by the others): it parses args (no positional one), checks p, then prints
+// the daemon's settings, after asking it to apply p if p changes anything.
+func settingsVerb[P patch, S any](ctx context.Context, fs *flag.FlagSet, dir *string, args []string, stdout io.Writer, p *P,
+	get func(*localapi.Client, context.Context) (S, error), set func(*localapi.Client, context.Context, P) (S, error)) error {
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -115,16 +129,16 @@ func cmdAudio(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := noArgs(fs, pos); err != nil {
 		return err
 	}
-	if err := p.Check(); err != nil {
+	if err := (*p).Check(); err != nil {
 		return usageError{fs: fs, err: err}
 	}
 	return dialDaemon(ctx, *dir, func(ctx context.Context, c *localapi.Client) error {
-		var s control.AudioSettings
+		var s S
 		var err error
-		if p.IsZero() {
-			s, err = c.Audio(ctx)
+		if (*p).IsZero() {
+			s, err = get(c, ctx)
 		} else {
-			s, err = c.SetAudio(ctx, p)
+			s, err = set(c, ctx, *p)
 		}
 		if err != nil {
 			return err
@@ -149,29 +163,7 @@ func cmdVideo(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		p.FPS = &n
 		return err
 	})
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(fs, pos); err != nil {
-		return err
-	}
-	if err := p.Check(); err != nil {
-		return usageError{fs: fs, err: err}
-	}
-	return dialDaemon(ctx, *dir, func(ctx context.Context, c *localapi.Client) error {
-		var s control.VideoStatus
-		var err error
-		if p.IsZero() {
-			s, err = c.Video(ctx)
-		} else {
-			s, err = c.SetVideo(ctx, p)
-		}
-		if err != nil {
-			return err
-		}
-		return printJSON(stdout, s)
-	})
+	return settingsVerb(ctx, fs, dir, args, stdout, &p, (*localapi.Client).Video, (*localapi.Client).SetVideo)
 }
 
 // parseSize reads a picture size written WIDTHxHEIGHT.
