@@ -283,7 +283,8 @@ STRESS_N    ?= 10
 STRESS_LOAD ?= stress-ng --cpu 2
 STRESS_SUITES := './signaling=^(TestCloseDuringAnyPhase|TestActiveSpeaker.*|Test.*(Resume|Rejoin|Flap|ICE|Simulcast|Dynacast|Congestion).*)$$' \
                  './test/e2e=.' \
-                 './appliance=Mute|Privacy|Speaker|Race|Presses|Audio|Degrade' \
+                 './appliance=Mute|Privacy|Speaker|Race|Presses|Audio|Degrade|Video|Estimate' \
+                 './media=Reconfigure|Simulcast' \
                  './internal/testkit/netlab=.'
 test-stress: deps stress-deps livekit lkprobe build
 	$(GO) build -o $(BIN)/stressrun ./internal/testkit/stressrun
