@@ -64,6 +64,16 @@ func (r *roomLink) tellResized(ctx context.Context) {
 	}
 }
 
+// joined starts a new session's camera afresh: every layer wanted until its server says
+// otherwise (it speaks only of changes), and its size told again, in case the capture
+// changed while the track was being published with the old one.
+func (r *roomLink) joined() {
+	if r.d.layers != nil {
+		r.d.layers.ResetWanted()
+		r.videoResized()
+	}
+}
+
 // reprovisioned makes the link rejoin with the new provisioning at once.
 func (r *roomLink) reprovisioned() {
 	select {
@@ -260,14 +270,12 @@ func (r *roomLink) onEvent(ev signaling.Event) {
 		r.mu.Unlock()
 	case signaling.Joined:
 		r.d.metrics.Joined()
-		if r.d.layers != nil {
-			r.d.layers.ResetWanted()
-		}
+		r.joined()
 	case signaling.Reconnected:
 		if e.Resumed {
 			r.d.metrics.Resumed()
-		} else if r.d.layers != nil {
-			r.d.layers.ResetWanted()
+		} else {
+			r.joined()
 		}
 	case signaling.LayersWanted:
 		if r.d.layers != nil && e.TrackID == r.d.videoTrack.ID() {
