@@ -8,17 +8,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/testwait"
 )
 
@@ -86,7 +83,7 @@ func Start(t testing.TB, url, token string, args ...string) *Probe {
 // a network namespace).
 func StartWith(t testing.TB, command func(name string, args ...string) *exec.Cmd, url, token string, args ...string) *Probe {
 	t.Helper()
-	bin, err := binary()
+	bin, err := lktest.RepoBinary(EnvProbe, "lkprobe", "lkprobe")
 	if err != nil {
 		t.Fatalf("lkprobetest: %v", err)
 	}
@@ -193,39 +190,6 @@ func (p *Probe) Wait(t testing.TB, what string, d time.Duration, from int, cond 
 		return false
 	})
 	return found, at
-}
-
-func binary() (string, error) {
-	path := os.Getenv(EnvProbe)
-	if path == "" {
-		root, err := repoRoot()
-		if err != nil {
-			return "", fmt.Errorf("%s is not set and %v; run `make lkprobe`", EnvProbe, err)
-		}
-		path = filepath.Join(root, "bin", "lkprobe")
-	}
-	if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-		return "", fmt.Errorf("no lkprobe executable at %s: run `make lkprobe` (builds it from tools/lkprobe) or set %s", path, EnvProbe)
-	}
-	return path, nil
-}
-
-// repoRoot walks up from the working directory to the one whose go.mod is module roombox.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module roombox\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod of module roombox above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // Receive asks for quality (LOW, MEDIUM, HIGH) of track sid and waits, from line from on,

@@ -356,23 +356,30 @@ func Binary() (string, error) {
 // findBinary resolves the livekit-server binary: explicit, $ROOMBOX_LIVEKIT_SERVER, or
 // <repo root>/bin/livekit-server.
 func findBinary(explicit string) (string, error) {
-	path := explicit
-	if path == "" {
-		path = os.Getenv(EnvServer)
+	if explicit != "" {
+		return checkExecutable(explicit, "livekit")
 	}
+	return RepoBinary(EnvServer, "livekit-server", "livekit")
+}
+
+// RepoBinary resolves a tool the Makefile builds into bin/: the path in the environment
+// variable env, or bin/name in the repository. The error says which make target builds it.
+func RepoBinary(env, name, target string) (string, error) {
+	path := os.Getenv(env)
 	if path == "" {
 		root, err := repoRoot()
 		if err != nil {
-			return "", fmt.Errorf("%s is not set and %v; run `make livekit` and set %s", EnvServer, err, EnvServer)
+			return "", fmt.Errorf("%s is not set and %v; run `make %s`", env, err, target)
 		}
-		path = filepath.Join(root, "bin", "livekit-server")
+		path = filepath.Join(root, "bin", name)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("livekit-server binary not found at %s: run `make livekit` (builds bin/livekit-server from tools/livekit) or set %s", path, EnvServer)
-	}
-	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-		return "", fmt.Errorf("%s is not an executable file: run `make livekit`", path)
+	return checkExecutable(path, target)
+}
+
+// checkExecutable returns path if it is an executable file.
+func checkExecutable(path, target string) (string, error) {
+	if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("no executable at %s: run `make %s`", path, target)
 	}
 	return path, nil
 }
