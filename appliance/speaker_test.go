@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"roombox/hal/sim"
+	"roombox/internal/testkit/echotest"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/testwait"
 	"roombox/media"
-	"roombox/signaling"
 )
 
 // earWindow is 200 ms: a whole number of cycles of 660 Hz, so Goertzel reads it cleanly.
@@ -66,55 +64,14 @@ func (e *ear) since(t time.Time) []heard {
 	return slices.Clone(e.heard[i:])
 }
 
-// talker is a second participant publishing the sim microphone's tone at 660 Hz through
-// the device's own Opus audio pipeline.
-type talker struct {
-	room *signaling.Room
-}
-
-func startTalker(t *testing.T, url, token string) *talker {
-	t.Helper()
-	b, err := sim.New(sim.Config{ToneHz: 660})
-	if err != nil {
-		t.Fatal(err)
+// tone660 is one second of the sim microphone's tone at 660 Hz: a whole number of cycles,
+// so a talker says it in a loop without a seam.
+func tone660() []int16 {
+	pcm := make([]int16, echotest.Rate)
+	for i := range pcm {
+		pcm[i] = int16(math.Round(sim.ToneAmplitude * math.Sin(2*math.Pi*660*float64(i)/echotest.Rate)))
 	}
-	track, err := webrtc.NewTrackLocalStaticSample(signaling.Opus, "talker-mic", "talker")
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := media.NewOpusEncoder(media.DefaultConfig.AudioBitrate)
-	if err != nil {
-		t.Fatal(err)
-	}
-	audio, err := media.NewAudio(b.Mic, enc, track)
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := signaling.NewRoom(signaling.RoomOptions{URL: url, Tokens: signaling.StaticToken(token)})
-	room.SetTracks(signaling.Track{LocalTrack: signaling.LocalTrack{Track: track,
-		Source: signaling.SourceMicrophone, Name: "microphone"}})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = room.Run(ctx) })
-	wg.Go(func() {
-		if err := audio.Run(ctx); err != nil {
-			t.Errorf("talker audio: %v", err)
-		}
-	})
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	return &talker{room: room}
-}
-
-// packetsSent is how many audio packets the talker has sent in its current session.
-func (tk *talker) packetsSent() uint64 {
-	var n uint64
-	for _, s := range tk.room.Stats() {
-		n += s.PacketsSent
-	}
-	return n
+	return pcm
 }
 
 // TestSpeakerPlaysRoom runs the daemon in-process on a sim board whose speaker the test
@@ -136,7 +93,7 @@ func TestSpeakerPlaysRoom(t *testing.T) {
 	if err := api.SetVolume(ctx, control.MaxVolume); err != nil {
 		t.Fatal(err)
 	}
-	tk := startTalker(t, srv.URL, lktest.Token(t, room, "talker"))
+	tk := echotest.JoinTalker(t, srv.URL, lktest.Token(t, room, "talker"), tone660(), "")
 
 	// The sim microphone's tone peaks at -10 dBFS; volume 100 is unity gain, 50 is -25 dB.
 	start := time.Now()
@@ -156,7 +113,7 @@ func TestSpeakerPlaysRoom(t *testing.T) {
 	// LocalAPI persists it; the budget is the request's way to applyLocked() plus the period
 	// already mixed and the one ramping down.
 	const budget = 150 * time.Millisecond
-	muted, sent := time.Now(), tk.packetsSent()
+	muted, sent := time.Now(), tk.PacketsSent()
 	if err := api.SetMuted(ctx, control.TargetSpeaker, true); err != nil {
 		t.Fatal(err)
 	}
@@ -176,12 +133,12 @@ func TestSpeakerPlaysRoom(t *testing.T) {
 		}
 	}
 	t.Logf("mute: first silent period %v after the request (the LocalAPI returned after %v); then %d silent and %d audible periods; the talker sent %d packets meanwhile",
-		firstSilent.Sub(muted).Round(time.Millisecond), returned.Sub(muted).Round(time.Millisecond), silent, loud, tk.packetsSent()-sent)
+		firstSilent.Sub(muted).Round(time.Millisecond), returned.Sub(muted).Round(time.Millisecond), silent, loud, tk.PacketsSent()-sent)
 	if loud > 0 || silent < 50 {
 		t.Errorf("speaker muted: %d audible periods, %d silent ones after %v (want none audible, silence written every 10 ms)", loud, silent, budget)
 	}
-	if tk.packetsSent()-sent < 40 {
-		t.Errorf("the talker sent only %d packets while the speaker was muted", tk.packetsSent()-sent)
+	if tk.PacketsSent()-sent < 40 {
+		t.Errorf("the talker sent only %d packets while the speaker was muted", tk.PacketsSent()-sent)
 	}
 	if st, err := api.Status(ctx); err != nil || !st.SpeakerMute {
 		t.Errorf("status while muted: %+v, %v", st, err)

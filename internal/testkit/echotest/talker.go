@@ -98,6 +98,15 @@ func JoinTalker(t testing.TB, url, token string, says []int16, from string) *Tal
 // what a test that waits for it to hear the box says when it never does.
 func (tk *Talker) JoinError() error { return tk.room.State().LastError }
 
+// PacketsSent is how many audio packets the talker has sent in its current session.
+func (tk *Talker) PacketsSent() uint64 {
+	var n uint64
+	for _, s := range tk.room.Stats() {
+		n += s.PacketsSent
+	}
+	return n
+}
+
 func (tk *Talker) fail(err error) {
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
