@@ -623,6 +623,11 @@ func (d *daemon) Status(ctx context.Context) control.Status {
 		v := d.layers.status()
 		f := d.board.Camera.Format()
 		v.Settings, v.Width, v.Height, v.FPS = d.videoSettings(d.saved), f.Width, f.Height, f.FPS
+		if l, ok := d.board.Camera.(hal.ModeLister); ok {
+			for _, m := range l.Modes() {
+				v.Modes = append(v.Modes, control.VideoSettings{Width: m.Width, Height: m.Height, FPS: m.FPS})
+			}
+		}
 		st.Video = &v
 	}
 	switch {

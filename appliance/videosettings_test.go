@@ -53,7 +53,10 @@ func TestVideoSettings(t *testing.T) {
 	if v, err := api.Video(ctx); err != nil || v.Settings != start {
 		t.Fatalf("at start: %+v (%v), want the settings %+v", v, err, start)
 	}
-	waitCapture(t, api, start, "640x360", "320x180", "160x90")
+	v0 := waitCapture(t, api, start, "640x360", "320x180", "160x90")
+	if len(v0.Modes) != 4 || v0.Modes[3] != (control.VideoSettings{Width: 1920, Height: 1080, FPS: 60}) {
+		t.Errorf("the sim camera's modes: %+v, want 640x360 to 1920x1080 at 60 fps", v0.Modes)
+	}
 
 	want := control.VideoSettings{Width: 1280, Height: 720, FPS: 15}
 	v, err := api.SetVideo(ctx, control.VideoPatch{Width: new(1280), Height: new(720), FPS: new(15)})

@@ -14,6 +14,9 @@ type VideoStatus struct {
 	Width    int           `json:"width"`
 	Height   int           `json:"height"`
 	FPS      int           `json:"fps"`
+	// Modes are the sizes the camera offers, each at its fastest rate, smallest first;
+	// empty when it does not list them.
+	Modes []VideoSettings `json:"modes,omitempty"`
 	// TargetBitrate is the send-side bandwidth estimate the layers share (bits per second;
 	// 0 outside a room), from the room server's congestion feedback; held while the box
 	// sends less than it by choice (a layer nobody wants, the camera off).

@@ -64,6 +64,12 @@ type FormatSetter interface {
 	SetFormat(ctx context.Context, want VideoFormat) (VideoFormat, error)
 }
 
+// ModeLister is a camera that tells the modes it has, for a user to pick a capture from:
+// each size once, with the fastest rate it has at that size, smallest first.
+type ModeLister interface {
+	Modes() []VideoFormat
+}
+
 // AudioFormat describes interleaved signed 16-bit PCM.
 type AudioFormat struct {
 	SampleRate   int

@@ -105,6 +105,13 @@ func (c *Camera) drawBackground() {
 	}
 }
 
+// Modes lists the common 16:9 sizes up to 1080p at 60 fps (hal.ModeLister); the simulated
+// camera renders any even size SetFormat takes.
+func (c *Camera) Modes() []hal.VideoFormat {
+	return []hal.VideoFormat{{Width: 640, Height: 360, FPS: 60}, {Width: 960, Height: 540, FPS: 60},
+		{Width: 1280, Height: 720, FPS: 60}, {Width: 1920, Height: 1080, FPS: 60}}
+}
+
 // Format returns the size and rate rendered.
 func (c *Camera) Format() hal.VideoFormat {
 	c.mu.Lock()

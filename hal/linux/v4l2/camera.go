@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,6 +39,7 @@ type Camera struct {
 	path        string
 	node        Node
 	mode        Mode
+	modes       []hal.VideoFormat // what the device offered when opened
 	clock       hal.Clock
 	readTimeout time.Duration
 	gone        func() bool // whether the device node has vanished
@@ -65,6 +67,10 @@ func (c *Camera) Node() Node { return c.node }
 
 // Mode is the pixel format, size and rate the device agreed to.
 func (c *Camera) Mode() Mode { return c.mode }
+
+// Modes lists the sizes the device offered when opened, each at its fastest rate
+// (hal.ModeLister).
+func (c *Camera) Modes() []hal.VideoFormat { return slices.Clone(c.modes) }
 
 // Dropped counts captured buffers thrown away as short or corrupt.
 func (c *Camera) Dropped() uint64 { return c.dropped.Load() }

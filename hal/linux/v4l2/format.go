@@ -10,10 +10,13 @@
 package v4l2
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+
+	"roombox/hal"
 )
 
 // Errors callers compare with errors.Is.
@@ -116,6 +119,34 @@ func Choose(offers []Offer, w Want) (Mode, error) {
 		return Mode{}, ErrNoFormat
 	}
 	return best, nil
+}
+
+// Modes is what offers come to for a user: each size once, at the fastest rate offered at
+// it in any format (a size without enumerated rates counts 30 fps), smallest first.
+func Modes(offers []Offer) []hal.VideoFormat {
+	fastest := map[[2]int]float64{}
+	for _, o := range offers {
+		if !slices.Contains(preference, o.Format) || o.Width <= 0 || o.Height <= 0 {
+			continue
+		}
+		top := 30.0
+		if len(o.Rates) > 0 {
+			top = 0
+			for _, r := range o.Rates {
+				top = max(top, r.Max)
+			}
+		}
+		k := [2]int{o.Width, o.Height}
+		fastest[k] = max(fastest[k], top)
+	}
+	var out []hal.VideoFormat
+	for k, fps := range fastest {
+		out = append(out, hal.VideoFormat{Width: k[0], Height: k[1], FPS: int(math.Round(fps))})
+	}
+	slices.SortFunc(out, func(a, b hal.VideoFormat) int {
+		return cmp.Or(cmp.Compare(a.Width*a.Height, b.Width*b.Height), cmp.Compare(a.Width, b.Width))
+	})
+	return out
 }
 
 // nearestRate is the offered rate nearest want; with no rates listed it is want itself.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"testing"
+
+	"roombox/hal"
 )
 
 func discrete(f PixelFormat, w, h int, fps ...float64) Offer {
@@ -120,5 +122,21 @@ func TestCaptureNodes(t *testing.T) {
 	}
 	if want := []string{"/dev/video30", "/dev/video0"}; !slices.Equal(got, want) {
 		t.Errorf("camera nodes = %v, want %v", got, want)
+	}
+}
+
+// Modes lists each size once at its fastest rate in any format this package converts,
+// smallest first; formats it cannot convert are left out.
+func TestModes(t *testing.T) {
+	got := Modes([]Offer{
+		{Format: YUYV, Width: 1280, Height: 720, Rates: []RateRange{{10, 10}, {5, 5}}},
+		{Format: MJPEG, Width: 1280, Height: 720, Rates: []RateRange{{30, 30}}},
+		{Format: YUYV, Width: 640, Height: 480, Rates: []RateRange{{1, 29.97}}},
+		{Format: fourcc("H264"), Width: 1920, Height: 1080, Rates: []RateRange{{30, 30}}},
+		{Format: NV12, Width: 640, Height: 360},
+	})
+	want := []hal.VideoFormat{{Width: 640, Height: 360, FPS: 30}, {Width: 640, Height: 480, FPS: 30}, {Width: 1280, Height: 720, FPS: 30}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Modes = %v, want %v", got, want)
 	}
 }

@@ -92,7 +92,8 @@ func openPath(path string, cfg Config) (cam *Camera, err error) {
 			w.Close()
 		}
 	}()
-	mode, err := Choose(offers(w, cfg.want()), cfg.want())
+	offered := offers(w, cfg.want())
+	mode, err := Choose(offered, cfg.want())
 	if err != nil {
 		return nil, fmt.Errorf("v4l2: %s (%s): %w", path, node.Card, err)
 	}
@@ -126,7 +127,7 @@ func openPath(path string, cfg Config) (cam *Camera, err error) {
 		return errors.Is(err, fs.ErrNotExist)
 	}
 	cam = newCamera(path, webcamDevice{w}, mode, l, cfg.Clock, cfg.ReadTimeout, gone)
-	cam.node = node
+	cam.node, cam.modes = node, Modes(offered)
 	return cam, nil
 }
 

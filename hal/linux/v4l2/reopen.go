@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,9 +70,10 @@ type Reopener struct {
 	closing context.Context // cancelled by Close
 	stop    context.CancelFunc
 
-	mu     sync.Mutex // guards cam and format; never held while reading or opening
+	mu     sync.Mutex // guards cam, format and modes; never held while reading or opening
 	cam    hal.Camera
 	format hal.VideoFormat
+	modes  []hal.VideoFormat
 
 	// Touched only by the reading goroutine:
 	seq  uint64
@@ -90,7 +92,9 @@ func NewReopener(cam hal.Camera, open Opener, cfg ReopenConfig) *Reopener {
 		cfg.MaxBackoff = max(5*time.Second, cfg.MinBackoff)
 	}
 	closing, stop := context.WithCancel(context.Background())
-	return &Reopener{open: open, cfg: cfg, closing: closing, stop: stop, cam: cam, format: cam.Format(), want: cam.Format()}
+	r := &Reopener{open: open, cfg: cfg, closing: closing, stop: stop, want: cam.Format()}
+	r.install(cam)
+	return r
 }
 
 // SetFormat reopens the camera at the mode nearest to want (hal.FormatSetter); from the
@@ -131,6 +135,9 @@ func (r *Reopener) install(cam hal.Camera) bool {
 		return false
 	}
 	r.cam, r.format = cam, cam.Format()
+	if l, ok := cam.(hal.ModeLister); ok {
+		r.modes = l.Modes()
+	}
 	return true
 }
 
@@ -139,6 +146,14 @@ func (r *Reopener) Format() hal.VideoFormat {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.format
+}
+
+// Modes lists the modes of the current camera, or of the last one while it is being
+// reopened (hal.ModeLister); nil for a camera that does not list them.
+func (r *Reopener) Modes() []hal.VideoFormat {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.modes)
 }
 
 // Current is the open camera, nil while it is being reopened.

@@ -145,6 +145,13 @@ function ensureOption(sel, value, label) {
 }
 
 function renderVideo(v) {
+  // The camera's own modes, when it lists them, are the sizes offered.
+  const modes = (v.modes || []).map((m) => m.width + 'x' + m.height);
+  const sel = $('video-size');
+  if (modes.length && sel.dataset.modes !== modes.join(',')) {
+    sel.replaceChildren(...(v.modes.map((m) => new Option(m.width + '×' + m.height + ' (up to ' + m.fps + ' fps)', m.width + 'x' + m.height))));
+    sel.dataset.modes = modes.join(',');
+  }
   const size = v.settings.width + 'x' + v.settings.height;
   ensureOption($('video-size'), size, v.settings.width + '×' + v.settings.height);
   ensureOption($('video-fps'), String(v.settings.fps), v.settings.fps + ' fps');

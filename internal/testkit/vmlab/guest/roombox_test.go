@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,6 +64,10 @@ type status struct {
 	Hal      string `json:"hal"`
 	Encoder  string `json:"encoder"`
 	MicMuted bool   `json:"mic_muted"`
+	Video    *struct {
+		Width, Height, FPS int
+		Modes              []struct{ Width, Height, FPS int }
+	} `json:"video"`
 }
 
 // status runs `roombox status`, retrying for up to a minute while the daemon starts: under
@@ -174,6 +179,23 @@ func TestRoomboxLinux(t *testing.T) {
 		}
 		t.Logf("figure: roombox_micmute_key_to_status_%t=%.0f ms", want, float64(time.Since(start).Milliseconds()))
 	}
+
+	// The capture changes at run time on the real driver: vivid's webcam input is closed and
+	// opened again at one of the sizes it lists.
+	if st.Video == nil || !slices.ContainsFunc(st.Video.Modes, func(m struct{ Width, Height, FPS int }) bool { return m.Width == 640 && m.Height == 360 }) {
+		t.Fatalf("status video %+v: want vivid's modes, 640x360 among them", st.Video)
+	}
+	start := time.Now()
+	if out, err := exec.Command(d.bin, "video", "--state-dir", d.state, "--size", "640x360", "--fps", "15").CombinedOutput(); err != nil {
+		t.Fatalf("roombox video --size 640x360 --fps 15: %v\n%s", err, out)
+	}
+	for st = d.status(t); st.Video.Width != 640 || st.Video.Height != 360 || st.Video.FPS != 15; st = d.status(t) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("camera at %dx%d@%d 30 s after roombox video, want 640x360@15", st.Video.Width, st.Video.Height, st.Video.FPS)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("figure: roombox_capture_change_to_status=%.0f ms", float64(time.Since(start).Milliseconds()))
 	d.stop(t)
 
 	parts := map[string]string{}
