@@ -123,11 +123,12 @@ func TestCaptureChangesInTheRoom(t *testing.T) {
 	})
 	_, from := probe.Receive(t, track.SID, "HIGH", simWidth, simHeight, 0)
 
+	asked := time.Now()
 	roomboxtest.MustCLI(t, bin, "video", "--state-dir", stateDir, "--size", "640x360", "--fps", "15")
 	kf, at := probe.Wait(t, "an IDR of the new size", 20*time.Second, from+1, func(l lkprobetest.Line) bool {
 		return l.Event == "keyframe" && l.SID == track.SID && l.Width == 640 && l.Height == 360
 	})
-	t.Logf("first 640x360 keyframe: %d bytes", kf.Bytes)
+	t.Logf("roombox video -> the subscriber's first 640x360 keyframe (%d bytes): %v", kf.Bytes, time.Since(asked).Round(time.Millisecond))
 	st, _ := probe.Wait(t, "a second of the new size", 20*time.Second, at+1, func(l lkprobetest.Line) bool {
 		return l.Event == "stats" && l.SID == track.SID && l.Frames > 0
 	})
