@@ -20,20 +20,14 @@ import (
 // be packets, yet no tone energy and no pattern pixel: right after the command, right after
 // a daemon restart (from its very first packet), and after a rejoin; the room (a second
 // participant through the SFU) must not get them either. Unmuting brings both back, which
-// The privacy test's camera: 640x360 (three layers of it). The checks decode every picture
-// received since the start on each poll; at 720p that decoding starved the box on this
-// 2-core machine, and pictures captured before a mute arrived past the budget.
-const privacyWidth, privacyHeight = 640, 360
-
-var privacyVideo = []string{"--video-size", "640x360"}
-
-// shows the measurement can see them.
+// shows the measurement can see them. The box runs its default camera, 720p in three
+// layers; the preview is the full one.
 func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 	srv := lktest.Start(t)
 	bin := roomboxtest.Binary(t)
 	stateDir := roomboxtest.StateDir(t)
 	roomboxtest.MustCLI(t, bin, "provision", "--state-dir", stateDir, "--url", srv.URL, "--token", lktest.Token(t, room, deviceIdentity))
-	d := roomboxtest.Start(t, bin, stateDir, privacyVideo...)
+	d := roomboxtest.Start(t, bin, stateDir)
 	testwait.For(t, "the device in the room", 20*time.Second, func() bool {
 		return roomboxtest.StatusIs(bin, stateDir, func(st control.Status) bool { return st.State == "in-room" })
 	})
@@ -56,7 +50,7 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 
 	// A daemon restart: muted from its first packet.
 	d.Stop(t)
-	d = roomboxtest.Start(t, bin, stateDir, privacyVideo...)
+	d = roomboxtest.Start(t, bin, stateDir)
 	v = watchPreview(t, d)
 	expectLeaving(t, v, time.Time{}, false)
 	testwait.For(t, "the restarted device in the room, tracks muted", 20*time.Second, func() bool {
@@ -89,7 +83,7 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 		for _, au := range aus[i:] {
 			stream = append(stream, au.data...)
 		}
-		if stamps, err := decodeStamps(stream, privacyWidth, privacyHeight); err == nil && len(stamps) > 0 {
+		if stamps, err := decodeStamps(stream, simWidth, simHeight); err == nil && len(stamps) > 0 {
 			t.Fatalf("the room saw %d camera frames while the camera was off", len(stamps))
 		}
 	}
@@ -138,7 +132,7 @@ func previewSince(t *testing.T, v *previewtest.Viewer, since time.Time) ([]previ
 			t.Fatal(err)
 		}
 		if audio = audioSince(audio, since); len(audio) >= 150 {
-			frames, err := v.VideoFrames(privacyWidth, privacyHeight)
+			frames, err := v.VideoFrames(simWidth, simHeight)
 			if frames = framesSince(frames, since); err == nil && len(frames) >= 2 {
 				return frames, audio
 			}

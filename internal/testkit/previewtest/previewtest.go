@@ -14,9 +14,11 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
@@ -114,6 +116,7 @@ type accessUnit struct {
 	data    []byte
 	at      time.Time
 	rtpTime uint32
+	idr     bool
 }
 
 // Viewer receives the device's preview over WebRTC, as the page's browser does.
@@ -121,6 +124,10 @@ type Viewer struct {
 	pc        *webrtc.PeerConnection
 	wg        sync.WaitGroup
 	connected chan struct{}
+
+	// decMu orders VideoFrames calls; decoded are the pictures of aus decoded so far.
+	decMu   sync.Mutex
+	decoded []VideoFrame
 
 	mu       sync.Mutex
 	aus      []accessUnit // from the first keyframe on
@@ -217,10 +224,16 @@ func (v *Viewer) fail(err error) {
 	v.mu.Unlock()
 }
 
-// readVideo reassembles access units until the track ends; units before the first
-// keyframe are dropped (they cannot be decoded).
+// readVideo reassembles access units until the track ends; units that cannot be decoded
+// are dropped: those before the first keyframe, and those after a lost packet until the
+// next keyframe, which a PLI asks for at once. A packet missing for longer than
+// maxPacketWait is given up: a 720p IDR is a burst of ~80 packets that a busy machine's
+// socket buffer can overflow with, and while the camera is off a frame comes once a second,
+// so waiting for the builder's 256 later packets would stall the viewer for minutes.
 func (v *Viewer) readVideo(tr *webrtc.TrackRemote) {
-	sb := samplebuilder.New(256, &codecs.H264Packet{}, tr.Codec().ClockRate)
+	const maxPacketWait = 500 * time.Millisecond
+	sb := samplebuilder.New(256, &codecs.H264Packet{}, tr.Codec().ClockRate, samplebuilder.WithMaxTimeDelay(maxPacketWait))
+	broken := false
 	for {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
@@ -231,9 +244,18 @@ func (v *Viewer) readVideo(tr *webrtc.TrackRemote) {
 		v.mu.Unlock()
 		sb.Push(pkt)
 		for smp := sb.Pop(); smp != nil; smp = sb.Pop() {
+			idr := hasIDR(smp.Data)
+			switch {
+			case idr:
+				broken = false
+			case smp.PrevDroppedPackets > 0 && !broken:
+				broken = true
+				// A PLI that fails to go leaves the viewer to the sender's own next IDR.
+				_ = v.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(tr.SSRC())}})
+			}
 			v.mu.Lock()
-			if len(v.aus) > 0 || hasIDR(smp.Data) {
-				v.aus = append(v.aus, accessUnit{data: smp.Data, at: time.Now(), rtpTime: smp.PacketTimestamp})
+			if !broken && (len(v.aus) > 0 || idr) {
+				v.aus = append(v.aus, accessUnit{data: smp.Data, at: time.Now(), rtpTime: smp.PacketTimestamp, idr: idr})
 			}
 			v.mu.Unlock()
 		}
@@ -293,11 +315,15 @@ func (v *Viewer) AccessUnits() int {
 	return len(v.aus)
 }
 
-// VideoFrames decodes the access units received so far (w x h pictures) with ffmpeg and
-// returns one frame per unit.
+// VideoFrames returns the access units received so far decoded (w x h pictures, ffmpeg),
+// one frame per unit. Units decoded by an earlier call are not decoded again: a new call
+// decodes from the last IDR before the first new unit, so a test polling it costs at most
+// a keyframe interval more than what arrived.
 func (v *Viewer) VideoFrames(w, h int) ([]VideoFrame, error) {
+	v.decMu.Lock()
+	defer v.decMu.Unlock()
 	v.mu.Lock()
-	aus := append([]accessUnit(nil), v.aus...)
+	aus := v.aus // units are only appended: these stay as they are
 	err := v.err
 	v.mu.Unlock()
 	if err != nil {
@@ -306,22 +332,30 @@ func (v *Viewer) VideoFrames(w, h int) ([]VideoFrame, error) {
 	if len(aus) == 0 {
 		return nil, errors.New("previewtest: no keyframe received yet")
 	}
-	var stream []byte
-	for _, au := range aus {
-		stream = append(stream, au.data...)
+	if len(v.decoded) > 0 && (v.decoded[0].Width != w || v.decoded[0].Height != h) {
+		v.decoded = nil
 	}
-	pics, err := ffmpegtest.DecodeGray(stream, w, h)
-	if err != nil {
-		return nil, err
+	if from := len(v.decoded); from < len(aus) {
+		idr := from
+		for idr > 0 && !aus[idr].idr {
+			idr--
+		}
+		var stream []byte
+		for _, au := range aus[idr:] {
+			stream = append(stream, au.data...)
+		}
+		pics, err := ffmpegtest.DecodeGray(stream, w, h)
+		if err != nil {
+			return nil, err
+		}
+		if len(pics) != len(aus)-idr {
+			return nil, fmt.Errorf("previewtest: ffmpeg decoded %d pictures from %d access units", len(pics), len(aus)-idr)
+		}
+		for i, au := range aus[from:] {
+			v.decoded = append(v.decoded, VideoFrame{Gray: pics[from-idr+i], Width: w, Height: h, At: au.at, RTPTime: au.rtpTime})
+		}
 	}
-	if len(pics) != len(aus) {
-		return nil, fmt.Errorf("previewtest: ffmpeg decoded %d pictures from %d access units", len(pics), len(aus))
-	}
-	frames := make([]VideoFrame, len(aus))
-	for i, au := range aus {
-		frames[i] = VideoFrame{Gray: pics[i], Width: w, Height: h, At: au.at, RTPTime: au.rtpTime}
-	}
-	return frames, nil
+	return slices.Clone(v.decoded), nil
 }
 
 // Audio returns the audio decoded so far, in arrival order.
