@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"roombox/hal/sim"
 	"roombox/internal/testkit/lktest"
 	"roombox/internal/testkit/roomboxtest"
 	"roombox/internal/testkit/testwait"
@@ -81,19 +82,34 @@ func TestDevicePublishesIntoRealRoom(t *testing.T) {
 		t.Fatalf("first IDR lacks SPS/PPS (sps=%v pps=%v)", aus[idr].hasSPS, aus[idr].hasPPS)
 	}
 
-	// A real decoder decodes what arrived, from the first IDR on; the pixels carry the sim
-	// camera's frame counter, increasing.
-	var stream []byte
-	for _, au := range aus[idr:] {
-		stream = append(stream, au.data...)
-	}
-	stamps, err := decodeStamps(stream, simWidth, simHeight)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(stamps) < 20 {
-		t.Fatalf("only %d decoded pictures carried a stamp", len(stamps))
-	}
+	// A real decoder decodes what arrived, from the first IDR on; the full-size pictures
+	// (the SFU may forward a lower layer for a while) carry the sim camera's frame counter,
+	// increasing. Decoded again each time 30 more units have arrived.
+	var stamps []sim.Stamp
+	tried := 0
+	testwait.For(t, "20 full-size pictures with a stamp", 30*time.Second, func() bool {
+		aus, _, _ := sub.snapshot()
+		if len(aus) < tried+30 {
+			return false
+		}
+		tried = len(aus)
+		pics, err := decodePictures(aus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stamps = stamps[:0]
+		for _, p := range pics {
+			if p.width != simWidth || p.height != simHeight {
+				continue
+			}
+			st, err := sim.DecodeStamp(p.gray, p.width, p.width, p.height)
+			if err != nil {
+				t.Fatalf("a %dx%d picture has no readable stamp: %v", p.width, p.height, err)
+			}
+			stamps = append(stamps, st)
+		}
+		return len(stamps) >= 20
+	})
 	for i := 1; i < len(stamps); i++ {
 		if stamps[i].Seq <= stamps[i-1].Seq {
 			t.Fatalf("frame counter not increasing at picture %d: %d then %d", i, stamps[i-1].Seq, stamps[i].Seq)

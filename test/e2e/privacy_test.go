@@ -78,16 +78,19 @@ func TestPrivacyWhatLeavesTheDevice(t *testing.T) {
 			t.Fatalf("the room heard the tone at %.1f dBFS while the mic was muted", w.toneDBFS)
 		}
 	}
-	if i := firstIDR(aus); i >= 0 {
-		var stream []byte
-		for _, au := range aus[i:] {
-			stream = append(stream, au.data...)
+	pics, err := decodePictures(aus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pics {
+		if _, err := sim.DecodeStamp(p.gray, p.width, p.width, p.height); err == nil {
+			t.Fatalf("the room saw a %dx%d camera picture while the camera was off", p.width, p.height)
 		}
-		if stamps, err := decodeStamps(stream, simWidth, simHeight); err == nil && len(stamps) > 0 {
-			t.Fatalf("the room saw %d camera frames while the camera was off", len(stamps))
+		if lo, hi := lumaSpan(p.gray); hi-lo > 4 {
+			t.Fatalf("the room saw a %dx%d picture of luma %d..%d while the camera was off, want uniform black", p.width, p.height, lo, hi)
 		}
 	}
-	t.Logf("the room got %d audio packets and %d video access units while muted", len(audio), len(aus))
+	t.Logf("the room got %d audio packets and %d video access units (%d pictures decoded, all black) while muted", len(audio), len(aus), len(pics))
 
 	// Unmuted: tone and pattern leave again.
 	roomboxtest.MustCLI(t, bin, "unmute", "--state-dir", stateDir)

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math"
 	"roombox/internal/testkit/ffmpegtest"
 	"sync"
@@ -174,25 +172,48 @@ func (s *subscriber) snapshot() (aus []accessUnit, audio []audioWindow, firstKey
 	return append([]accessUnit(nil), s.videoAUs...), append([]audioWindow(nil), s.audio...), s.firstKeyAt
 }
 
-// decodeStamps decodes an H.264 elementary stream with ffmpeg (a real decoder) and reads
-// the sim camera's stamp from each decoded picture.
-func decodeStamps(stream []byte, width, height int) ([]sim.Stamp, error) {
-	frames, err := ffmpegtest.DecodeGray(stream, width, height)
-	if err != nil {
-		return nil, err
-	}
-	var stamps []sim.Stamp
-	var errs []error
-	for _, y := range frames {
-		st, err := sim.DecodeStamp(y, width, width, height)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+// picture is one decoded picture a subscriber received: its luma plane and size.
+type picture struct {
+	gray          []byte
+	width, height int
+}
+
+// decodePictures decodes aus from their first IDR on with ffmpeg, each run of one size at its
+// size: the size is the SPS's of the IDR that starts the run (ffprobe). A subscriber of a
+// simulcast track gets the layer the SFU picks for it, which can change at an IDR (it starts
+// lower, or moves down while its downlink looks short on a busy machine), and a decoder
+// writes one size at a time.
+func decodePictures(aus []accessUnit) ([]picture, error) {
+	var pics []picture
+	var run []byte
+	w, h := 0, 0
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
 		}
-		stamps = append(stamps, st)
+		frames, err := ffmpegtest.DecodeGray(run, w, h)
+		for _, y := range frames {
+			pics = append(pics, picture{gray: y, width: w, height: h})
+		}
+		run = run[:0]
+		return err
 	}
-	if len(stamps) == 0 {
-		return nil, fmt.Errorf("no picture carried a readable stamp: %w", errors.Join(errs...))
+	for _, au := range aus[max(firstIDR(aus), 0):] {
+		if au.idr && au.hasSPS {
+			s, err := ffmpegtest.Probe(au.data)
+			if err != nil {
+				return nil, err
+			}
+			if s.Width != w || s.Height != h {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+				w, h = s.Width, s.Height
+			}
+		}
+		if w > 0 {
+			run = append(run, au.data...)
+		}
 	}
-	return stamps, nil
+	return pics, flush()
 }
