@@ -10,12 +10,13 @@ import (
 )
 
 // sampler is the live sampler of the device: its state, the room's send statistics, the
-// board's temperature and the daemon's CPU time, once a second.
+// camera's estimate and layers, the board's temperature and the daemon's CPU time, once a
+// second.
 func (d *daemon) sampler() *telemetry.Sampler {
 	cfg := telemetry.SamplerConfig{Now: time.Now, State: func() string { return d.Status(context.Background()).State },
 		Stats: d.roomStats, Thermal: d.board.Thermal, CPU: telemetry.ProcCPUSeconds}
 	if d.videoTrack != nil {
-		cfg.VideoID = d.videoTrack.ID()
+		cfg.VideoID, cfg.Video = d.videoTrack.ID(), d.layers.status
 	}
 	return telemetry.NewSampler(cfg)
 }

@@ -25,11 +25,13 @@ func (s *Session) Publish(ctx context.Context, tracks ...LocalTrack) ([]Publicat
 		if err != nil {
 			return nil, fmt.Errorf("signaling: add %s track: %w", lt.Source, err)
 		}
-		if enc := tr.Sender().GetParameters().Encodings; len(enc) > 0 {
-			s.mu.Lock()
-			s.ssrcs[lt.id()] = uint32(enc[len(enc)-1].SSRC) // a simulcast track's largest layer
-			s.mu.Unlock()
+		var encs []encoding // one per simulcast layer, lowest first
+		for _, e := range tr.Sender().GetParameters().Encodings {
+			encs = append(encs, encoding{rid: e.RID, ssrc: uint32(e.SSRC)})
 		}
+		s.mu.Lock()
+		s.encodings[lt.id()] = encs
+		s.mu.Unlock()
 		pubs = append(pubs, Publication{Track: trackInfo(info), Sender: tr.Sender(), Video: lt.Video})
 	}
 	if err := s.offerPublisher(ctx, nil); err != nil {

@@ -183,7 +183,7 @@ type signalState struct {
 type roomState struct {
 	participants map[string]*livekit.ParticipantInfo // remote, by sid
 	published    map[string]*livekit.TrackInfo       // local, by cid
-	ssrcs        map[string]uint32                   // local sender SSRC, by cid
+	encodings    map[string][]encoding               // the local sender's encodings, by cid
 	subscribed   map[string]bool                     // remote track sids we asked for
 	pendingAdd   map[string]chan *livekit.TrackInfo  // AddTrack waiting for TrackPublished, by cid
 }
@@ -236,7 +236,7 @@ func Connect(ctx context.Context, serverURL, token string, opts Options) (*Sessi
 		roomState: roomState{
 			participants: map[string]*livekit.ParticipantInfo{},
 			published:    map[string]*livekit.TrackInfo{},
-			ssrcs:        map[string]uint32{},
+			encodings:    map[string][]encoding{},
 			subscribed:   map[string]bool{},
 			pendingAdd:   map[string]chan *livekit.TrackInfo{},
 		},

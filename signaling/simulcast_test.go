@@ -326,3 +326,55 @@ func TestVideoTrackOneLayerIsPlain(t *testing.T) {
 		t.Fatalf("the PLI was answered without reaching the layer's callback")
 	}
 }
+
+// TestSimulcastStatsCountEveryLayer: a simulcast track's send statistics are all its layers':
+// each rid's own counters and send rate, lowest first, and the track's their sum (once only
+// the largest layer's SSRC was counted, so the video rate missed h and q).
+func TestSimulcastStatsCountEveryLayer(t *testing.T) {
+	srv := lktest.Start(t)
+	cam := startCamera(t, srv.URL, "box", testLayers...)
+	waitEvent[signaling.Joined](t, cam.box, 20*time.Second)
+	testwait.For(t, "packets sent on every layer", 20*time.Second, func() bool {
+		sess := cam.room.Session()
+		if sess == nil {
+			return false
+		}
+		st := sess.Stats()
+		return len(st) == 1 && len(st[0].Layers) == 3 && !slices.ContainsFunc(st[0].Layers, func(l signaling.LayerStats) bool {
+			return l.PacketsSent == 0
+		})
+	})
+	cam.room.Stats() // the rates' first reading
+	// Rates are per interval between calls: poll slowly enough that every layer (15 fps)
+	// has sent a frame in each.
+	var st signaling.TrackStats
+	testwait.ForEvery(t, "a send rate on every layer", 20*time.Second, 500*time.Millisecond, func() bool {
+		stats := cam.room.Stats()
+		if len(stats) != 1 {
+			return false
+		}
+		st = stats[0]
+		return !slices.ContainsFunc(st.Layers, func(l signaling.LayerStats) bool { return l.BitrateBps == 0 })
+	})
+	var rids []string
+	var packets, bytes uint64
+	var rate float64
+	for _, l := range st.Layers {
+		t.Logf("layer %s: %d packets, %d bytes, %.0f bit/s", l.RID, l.PacketsSent, l.BytesSent, l.BitrateBps)
+		rids = append(rids, l.RID)
+		packets += l.PacketsSent
+		bytes += l.BytesSent
+		rate += l.BitrateBps
+	}
+	t.Logf("track %s: %d packets, %d bytes, %.0f bit/s", st.TrackID, st.PacketsSent, st.BytesSent, st.BitrateBps)
+	if !slices.Equal(rids, []string{"q", "h", "f"}) {
+		t.Errorf("layers %v, want q, h, f (lowest first)", rids)
+	}
+	if st.TrackID != cam.video.ID() || st.PacketsSent != packets || st.BytesSent != bytes {
+		t.Errorf("track %s: %d packets, %d bytes; want %s with the layers' sum, %d packets, %d bytes",
+			st.TrackID, st.PacketsSent, st.BytesSent, cam.video.ID(), packets, bytes)
+	}
+	if d := st.BitrateBps - rate; d > 1 || d < -1 {
+		t.Errorf("track rate %.0f bit/s, want the layers' sum, %.0f", st.BitrateBps, rate)
+	}
+}

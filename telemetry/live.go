@@ -1,6 +1,7 @@
 // Package telemetry is what the device reports about itself: a live sample a second (send
-// rates, loss, round trip, CPU, temperature) for the page's charts and /metrics, the
-// Prometheus registry, and the ring of recent log lines the page shows.
+// rates, loss, round trip, CPU, temperature, the bandwidth estimate and the camera's layers)
+// for the page's charts and /metrics, the Prometheus registry, and the ring of recent log
+// lines the page shows.
 package telemetry
 
 import (
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
+	"roombox/control"
 	"roombox/hal"
 	"roombox/signaling"
 )
@@ -29,6 +31,22 @@ type Sample struct {
 	CPUPercent float64 `json:"cpu_percent"`
 	// TemperatureC is the board's temperature; null when it has no sensor or it failed.
 	TemperatureC *float64 `json:"temperature_c"`
+	// EstimateBps is the send-side bandwidth estimate the camera's layers share; 0 out of a
+	// room.
+	EstimateBps float64 `json:"estimate_bps"`
+	// Layers are the camera's simulcast layers, largest first; none without a camera.
+	Layers []LayerSample `json:"layers,omitempty"`
+}
+
+// LayerSample is one simulcast layer of the camera in a Sample.
+type LayerSample struct {
+	RID string `json:"rid"`
+	// TargetBps is the bitrate its encoder aims for, its share of the estimate.
+	TargetBps float64 `json:"target_bps"`
+	// Sent: it is encoded and sent (someone receives it and the estimate carries it, or the
+	// page previews it); SentBps is what it sent into the room in the interval.
+	Sent    bool    `json:"sent"`
+	SentBps float64 `json:"sent_bps"`
 }
 
 // Interval is how often the sampler samples and the page's charts move.
@@ -68,6 +86,9 @@ type SamplerConfig struct {
 	VideoID string                        // the local video track's id in stats
 	Thermal hal.Thermal                   // nil: no sensor
 	CPU     func() (float64, error)       // process CPU seconds
+	// Video reads the camera's estimate and layers (control.Status.Video); nil without a
+	// camera.
+	Video func() control.VideoStatus
 }
 
 // NewSampler returns a Sampler; Run samples.
@@ -108,6 +129,10 @@ func (s *Sampler) sample() {
 		stats = s.Stats()
 	}
 	cpu, cpuErr := s.CPU()
+	var video control.VideoStatus
+	if s.Video != nil {
+		video = s.Video()
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -119,9 +144,11 @@ func (s *Sampler) sample() {
 	}
 	sent, lost := map[string]uint64{}, map[string]int64{}
 	var dSent, dLost int64
+	var videoStats *signaling.TrackStats
 	for _, st := range stats {
 		if st.TrackID == s.VideoID {
 			ls.VideoBps = st.BitrateBps
+			videoStats = &st
 		} else {
 			ls.AudioBps += st.BitrateBps
 		}
@@ -136,5 +163,28 @@ func (s *Sampler) sample() {
 		ls.PacketLoss = min(float64(dLost)/float64(dSent), 1)
 	}
 	s.prevSent, s.prevLost = sent, lost
+	ls.EstimateBps = float64(video.TargetBitrate)
+	for _, l := range video.Layers {
+		ls.Layers = append(ls.Layers, LayerSample{RID: l.RID, TargetBps: float64(l.Bitrate), Sent: l.Sent,
+			SentBps: layerRate(videoStats, l.RID, len(video.Layers))})
+	}
 	s.last = ls
+}
+
+// layerRate is the send rate of the camera's layer rid in the video track's stats (nil: not
+// in a room): the encoding of that rid; with one layer, the track's, which is a plain track
+// on the wire (no rid).
+func layerRate(video *signaling.TrackStats, rid string, layers int) float64 {
+	switch {
+	case video == nil:
+		return 0
+	case layers == 1:
+		return video.BitrateBps
+	}
+	for _, l := range video.Layers {
+		if l.RID == rid {
+			return l.BitrateBps
+		}
+	}
+	return 0
 }

@@ -3,10 +3,12 @@ package telemetry
 import (
 	"bytes"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"roombox/control"
 	"roombox/signaling"
 )
 
@@ -67,5 +69,58 @@ func TestLiveSamplerDeltas(t *testing.T) {
 	s.sample()
 	if ls := s.Latest(); ls.VideoBps != 0 || ls.PacketLoss != 0 || ls.RTTSeconds != 0 {
 		t.Errorf("sample out of a room %+v, want zeros", ls)
+	}
+}
+
+// TestLiveSamplerVideoLayers: a sample carries the bandwidth estimate and each of the camera's
+// layers, largest first: its encoder's target, whether it is sent, and what its encoding sent
+// (matched by rid; a one-layer camera's is the plain track's, which has no rid on the wire).
+func TestLiveSamplerVideoLayers(t *testing.T) {
+	var stats []signaling.TrackStats
+	var video control.VideoStatus
+	s := NewSampler(SamplerConfig{
+		Now: time.Now, State: func() string { return "in-room" }, VideoID: "camera",
+		Stats: func() []signaling.TrackStats { return stats }, Video: func() control.VideoStatus { return video },
+		CPU: func() (float64, error) { return 0, nil },
+	})
+	video = control.VideoStatus{TargetBitrate: 1_200_000, Layers: []control.VideoLayer{
+		{RID: "f", Bitrate: 700_000, Sent: false, Wanted: true},
+		{RID: "h", Bitrate: 450_000, Sent: true},
+		{RID: "q", Bitrate: 160_000, Sent: true},
+	}}
+	stats = []signaling.TrackStats{{TrackID: "camera", BitrateBps: 600e3, Layers: []signaling.LayerStats{
+		{RID: "q", BitrateBps: 150e3}, {RID: "h", BitrateBps: 450e3}, {RID: "f"},
+	}}}
+	s.sample()
+	ls := s.Latest()
+	want := []LayerSample{
+		{RID: "f", TargetBps: 700e3, Sent: false, SentBps: 0},
+		{RID: "h", TargetBps: 450e3, Sent: true, SentBps: 450e3},
+		{RID: "q", TargetBps: 160e3, Sent: true, SentBps: 150e3},
+	}
+	if ls.EstimateBps != 1.2e6 || ls.VideoBps != 600e3 || !slices.Equal(ls.Layers, want) {
+		t.Errorf("sample: estimate %v, video %v, layers %+v; want 1.2e6, 6e5, %+v", ls.EstimateBps, ls.VideoBps, ls.Layers, want)
+	}
+
+	// Out of the room: no estimate, layers still listed with nothing sent.
+	stats, video.TargetBitrate = nil, 0
+	s.sample()
+	if ls := s.Latest(); ls.EstimateBps != 0 || len(ls.Layers) != 3 || ls.Layers[1].SentBps != 0 {
+		t.Errorf("sample out of a room: estimate %v, layers %+v; want 0 and three layers sending nothing", ls.EstimateBps, ls.Layers)
+	}
+
+	// One layer: a plain track, its rate the track's.
+	video = control.VideoStatus{TargetBitrate: 900_000, Layers: []control.VideoLayer{{RID: "q", Bitrate: 800_000, Sent: true}}}
+	stats = []signaling.TrackStats{{TrackID: "camera", BitrateBps: 780e3, Layers: []signaling.LayerStats{{BitrateBps: 780e3}}}}
+	s.sample()
+	if ls := s.Latest(); !slices.Equal(ls.Layers, []LayerSample{{RID: "q", TargetBps: 800e3, Sent: true, SentBps: 780e3}}) {
+		t.Errorf("one layer: %+v, want q sending 780e3 of 800e3", ls.Layers)
+	}
+
+	// No camera: neither.
+	s.Video = nil
+	s.sample()
+	if ls := s.Latest(); ls.EstimateBps != 0 || ls.Layers != nil {
+		t.Errorf("no camera: estimate %v, layers %+v; want none", ls.EstimateBps, ls.Layers)
 	}
 }

@@ -402,7 +402,7 @@ func TestWebLiveWebsocket(t *testing.T) {
 	if err := conn.ReadJSON(&sample); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"state", "video_bps", "packet_loss", "rtt_seconds", "cpu_percent", "temperature_c"} {
+	for _, k := range []string{"state", "video_bps", "packet_loss", "rtt_seconds", "cpu_percent", "temperature_c", "estimate_bps"} {
 		if _, ok := sample[k]; !ok {
 			t.Errorf("live sample lacks %q: %v", k, sample)
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"roombox/control"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,7 @@ func TestControlPage(t *testing.T) {
 	}
 	// The microphone's meter moves with the sim tone.
 	drv.do("waitText", map[string]any{"page": "control", "selector": "#meter-value", "pattern": `^−[0-9]+ dBov$`, "timeout": 10000})
+	bandwidthChart(t, drv, "control")
 	drv.screenshot("control", "control-page")
 
 	// An audio setting from the page reaches the device.
@@ -136,6 +138,48 @@ func TestControlPage(t *testing.T) {
 	roomboxtest.WaitStatus(t, bin, stateDir, "mic unmuted with the LED off", 10*time.Second, func(s control.Status) bool { return !s.MicMuted && !s.LED })
 	waitMicOnServer(t, srv, room, identity, false)
 	drv.do("close", map[string]any{"page": "control"})
+}
+
+// bandwidthChart checks the Bandwidth chart of a page in a room: a line for the estimate and
+// one for each of the camera's layers (720p: f, h, q), with their values in the legend; the
+// preview keeps f sent, so its legend shows what f sends into the room.
+func bandwidthChart(t *testing.T, drv *driver, page string) {
+	t.Helper()
+	const rate = `[0-9.]+ (kbit|Mbit)/s`
+	legend := func(series string) string { return `#bandwidth-legend li[data-series="` + series + `"] span` }
+	drv.do("waitText", map[string]any{"page": page, "selector": legend("estimate"), "pattern": `^[1-9]` + rate + `$`, "timeout": 30000})
+	for _, rid := range []string{"f", "h", "q"} {
+		drv.do("waitText", map[string]any{"page": page, "selector": legend(rid), "pattern": `^` + rate + `, (sending ` + rate + `|off)$`})
+	}
+	drv.do("waitAttr", map[string]any{"page": page, "selector": `#bandwidth-legend li[data-series="f"]`, "attr": "data-sent", "value": "true"})
+	r := drv.do("waitText", map[string]any{"page": page, "selector": legend("f"), "pattern": `, sending [1-9]` + rate + `$`, "timeout": 10000})
+	var f string
+	r.field(t, "text", &f)
+
+	r = drv.do("eval", map[string]any{"page": page, "expr": `() => charts.bandwidth.lines.map((l) => ({
+		key: l.key, points: l.values.length, last: l.values[l.values.length - 1], off: l.off[l.off.length - 1]}))`})
+	var lines []struct {
+		Key    string
+		Points int
+		Last   float64
+		Off    bool
+	}
+	r.field(t, "value", &lines)
+	t.Logf("bandwidth chart: %+v; layer f: %s", lines, f)
+	var keys []string
+	for _, l := range lines {
+		keys = append(keys, l.Key)
+		if l.Points == 0 {
+			t.Errorf("bandwidth line %s has no points", l.Key)
+		}
+	}
+	if !slices.Equal(keys, []string{"estimate", "f", "h", "q"}) {
+		t.Fatalf("bandwidth chart lines %v, want the estimate and layers f, h, q", keys)
+	}
+	if lines[0].Last <= 0 || lines[1].Last <= 0 || lines[1].Off {
+		t.Errorf("bandwidth chart: estimate %v, f's target %v (off %v); want both above 0 and f drawn as sent",
+			lines[0].Last, lines[1].Last, lines[1].Off)
+	}
 }
 
 func deref(s *string) string {

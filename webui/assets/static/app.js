@@ -302,19 +302,33 @@ $('preview-listen').addEventListener('click', () => {
   $('preview-listen').textContent = v.muted ? 'Listen' : 'Stop listening';
 });
 
-// Charts: one line per canvas over the last two minutes of live samples.
+// Charts: lines over the last two minutes of live samples, one or several per canvas.
 
 const chartPoints = 120;
 
 class Chart {
   // floating: the axis follows the values (temperature) instead of starting at zero.
-  constructor(canvas, label, format, color, floating) {
-    Object.assign(this, {canvas, label, format, color, floating, values: []});
+  constructor(canvas, format, floating) {
+    Object.assign(this, {canvas, format, floating, lines: []});
   }
-  push(v) {
-    this.values.push(v);
-    if (this.values.length > chartPoints) this.values.shift();
-    $(this.label).textContent = v === null ? 'no sensor' : this.format(v);
+  // add adds a line drawn in color, named key; label is the element showing its value.
+  add(key, color, label) {
+    this.lines.push({key, color, label, values: [], off: []});
+  }
+  // push adds a point to each line, in the order they were added, and redraws. A point is
+  // {v} (null: no value), with off to draw it dashed (a layer not sent) and text to show
+  // instead of the formatted value.
+  push(points) {
+    this.lines.forEach((line, i) => {
+      const p = points[i] || {v: null};
+      line.values.push(p.v);
+      line.off.push(!!p.off);
+      if (line.values.length > chartPoints) {
+        line.values.shift();
+        line.off.shift();
+      }
+      line.label.textContent = p.text || (p.v === null ? 'no sensor' : this.format(p.v));
+    });
     this.draw();
   }
   draw() {
@@ -328,7 +342,7 @@ class Chart {
     const g = c.getContext('2d');
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, h);
-    const vals = this.values.filter((v) => v !== null);
+    const vals = this.lines.flatMap((l) => l.values).filter((v) => v !== null);
     let lo = 0, hi = Math.max(...vals, 1e-9) * 1.2;
     if (this.floating && vals.length) {
       lo = Math.floor(Math.min(...vals) - 2);
@@ -345,38 +359,99 @@ class Chart {
     g.fillStyle = '#6b7385';
     g.font = '10px system-ui, sans-serif';
     g.fillText(this.format(hi), 4, 11);
-    g.strokeStyle = this.color;
-    g.lineWidth = 2;
-    g.beginPath();
     const step = w / (chartPoints - 1);
-    const x0 = w - (this.values.length - 1) * step;
-    let pen = false;
-    this.values.forEach((v, i) => {
-      if (v === null) { pen = false; return; }
-      const x = x0 + i * step;
-      const y = h - 2 - (Math.min(Math.max(v, lo), hi) - lo) / (hi - lo) * (h - 14);
-      if (pen) g.lineTo(x, y); else g.moveTo(x, y);
-      pen = true;
-    });
-    g.stroke();
+    for (const line of this.lines) {
+      g.strokeStyle = line.color;
+      g.lineWidth = 2;
+      const x0 = w - (line.values.length - 1) * step;
+      // One path per run of points drawn alike: solid, or dashed where the line is off.
+      let prev = null;
+      line.values.forEach((v, i) => {
+        if (v === null) {
+          if (prev) g.stroke();
+          prev = null;
+          return;
+        }
+        const x = x0 + i * step;
+        const y = h - 2 - (Math.min(Math.max(v, lo), hi) - lo) / (hi - lo) * (h - 14);
+        if (prev && prev.off === line.off[i]) {
+          g.lineTo(x, y);
+        } else {
+          if (prev) g.stroke();
+          g.setLineDash(line.off[i] ? [4, 4] : []);
+          g.beginPath();
+          g.moveTo(prev ? prev.x : x, prev ? prev.y : y);
+          if (prev) g.lineTo(x, y);
+        }
+        prev = {x, y, off: line.off[i]};
+      });
+      if (prev) g.stroke();
+      g.setLineDash([]);
+    }
   }
 }
 
 const kbps = (v) => (v >= 1e6 ? (v / 1e6).toFixed(2) + ' Mbit/s' : (v / 1e3).toFixed(0) + ' kbit/s');
+
+// single is a chart of one line, its value in the caption's element label.
+function single(canvas, label, format, color, floating) {
+  const c = new Chart($(canvas), format, floating);
+  c.add(label, color, $(label));
+  return c;
+}
+
 const charts = {
-  bitrate: new Chart($('chart-bitrate'), 'v-bitrate', kbps, '#2f6fed'),
-  loss: new Chart($('chart-loss'), 'v-loss', (v) => (v * 100).toFixed(1) + ' %', '#d64545'),
-  rtt: new Chart($('chart-rtt'), 'v-rtt', (v) => (v * 1000).toFixed(0) + ' ms', '#8a4fd8'),
-  cpu: new Chart($('chart-cpu'), 'v-cpu', (v) => v.toFixed(0) + ' %', '#1f9d55'),
-  temp: new Chart($('chart-temp'), 'v-temp', (v) => v.toFixed(1) + ' °C', '#d08a00', true),
+  bitrate: single('chart-bitrate', 'v-bitrate', kbps, '#2f6fed'),
+  loss: single('chart-loss', 'v-loss', (v) => (v * 100).toFixed(1) + ' %', '#d64545'),
+  rtt: single('chart-rtt', 'v-rtt', (v) => (v * 1000).toFixed(0) + ' ms', '#8a4fd8'),
+  cpu: single('chart-cpu', 'v-cpu', (v) => v.toFixed(0) + ' %', '#1f9d55'),
+  temp: single('chart-temp', 'v-temp', (v) => v.toFixed(1) + ' °C', '#d08a00', true),
+  // The bandwidth estimate and each camera layer's encoder target; lines are added as the
+  // samples name the layers.
+  bandwidth: new Chart($('chart-bandwidth'), kbps),
 };
 
+const layerColors = {f: '#2f6fed', h: '#8a4fd8', q: '#1f9d55'};
+
+// addBandwidthLine adds a line and its legend entry (li[data-series=key]) to the bandwidth
+// chart.
+function addBandwidthLine(key, name, color) {
+  const li = document.createElement('li');
+  li.dataset.series = key;
+  const swatch = document.createElement('i');
+  swatch.style.background = color;
+  const value = document.createElement('span');
+  li.append(swatch, name + ' ', value);
+  $('bandwidth-legend').append(li);
+  charts.bandwidth.add(key, color, value);
+}
+
+addBandwidthLine('estimate', 'estimate', '#1d2330');
+
+function pushBandwidth(s) {
+  const layers = s.layers || [];
+  for (const l of layers) {
+    if (!charts.bandwidth.lines.some((line) => line.key === l.rid)) {
+      addBandwidthLine(l.rid, 'layer ' + l.rid, layerColors[l.rid] || '#d08a00');
+    }
+  }
+  charts.bandwidth.push(charts.bandwidth.lines.map((line) => {
+    if (line.key === 'estimate') return {v: s.estimate_bps};
+    const l = layers.find((x) => x.rid === line.key);
+    line.label.parentElement.dataset.sent = String(!!(l && l.sent));
+    if (!l) return {v: null, text: 'none'}; // the camera has fewer layers now
+    return {v: l.target_bps, off: !l.sent,
+      text: kbps(l.target_bps) + (l.sent ? ', sending ' + kbps(l.sent_bps) : ', off')};
+  }));
+}
+
 function onLive(s) {
-  charts.bitrate.push(s.video_bps);
-  charts.loss.push(s.packet_loss);
-  charts.rtt.push(s.rtt_seconds);
-  charts.cpu.push(s.cpu_percent);
-  charts.temp.push(s.temperature_c);
+  charts.bitrate.push([{v: s.video_bps}]);
+  charts.loss.push([{v: s.packet_loss}]);
+  charts.rtt.push([{v: s.rtt_seconds}]);
+  charts.cpu.push([{v: s.cpu_percent}]);
+  charts.temp.push([{v: s.temperature_c}]);
+  pushBandwidth(s);
   $('network').textContent = s.state === 'in-room'
     ? 'sending ' + kbps(s.video_bps + s.audio_bps) + ', round trip ' + (s.rtt_seconds * 1000).toFixed(0) + ' ms, loss ' + (s.packet_loss * 100).toFixed(1) + ' %'
     : 'not in a room';
