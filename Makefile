@@ -306,13 +306,15 @@ bench: deps livekit build
 
 # 720p30 three-layer publishing side by side with GStreamer (videotestsrc ! x264enc per layer):
 # CPU and PSS, scripts/bench-gst.sh. GStreamer and its x264enc (plugins-ugly) only for this.
+# BENCH_GST_BINARIES measures other roombox builds beside GStreamer instead of bin/roombox.
 GST_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 bench-gst: build
 	$(call apt-install-missing,$(GST_PACKAGES))
-	scripts/bench-gst.sh
+	scripts/bench-gst.sh $(BENCH_GST_BINARIES)
 
 # The daemon's PSS and CPU in a room: 720p30 in three layers and the microphone into
-# livekit-server with three viewers, scripts/bench-mem.sh (jq reads `roombox status`, curl polls the server).
+# livekit-server with three viewers, scripts/bench-mem.sh (jq reads `roombox status`, curl
+# polls the server).
 # BENCH_MEM_BINARIES compares builds side by side: make bench-mem BENCH_MEM_BINARIES="old new".
 bench-mem: build livekit lkprobe
 	$(call apt-install-missing,jq curl)
