@@ -35,7 +35,7 @@ TEST_ENV := ROOMBOX_LIVEKIT_SERVER=$(LIVEKIT_SERVER) ROOMBOX_BIN=$(ROOMBOX) ROOM
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all deps systemd-deps cross-deps browser-deps npm-deps stress-deps livekit lkprobe lab-kernel lab-kernel-arm64 build cross test \
-        test-browser test-cross test-arm64 test-stress soak lab lab-arm64 bench bench-gst lint run clean
+        test-browser test-cross test-arm64 test-stress soak lab lab-arm64 bench bench-gst bench-mem lint run clean
 
 all: build
 
@@ -307,10 +307,19 @@ bench: deps livekit build
 
 # 720p30 three-layer publishing side by side with GStreamer (videotestsrc ! x264enc per layer):
 # CPU and PSS, scripts/bench-gst.sh. GStreamer and its x264enc (plugins-ugly) only for this.
+# BENCH_GST_BINARIES measures other roombox builds beside GStreamer instead of bin/roombox.
 GST_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 bench-gst: build
 	$(call apt-install-missing,$(GST_PACKAGES))
-	scripts/bench-gst.sh
+	scripts/bench-gst.sh $(BENCH_GST_BINARIES)
+
+# The daemon's PSS and CPU in a room: 720p30 in three layers and the microphone into
+# livekit-server with three viewers, scripts/bench-mem.sh (jq reads `roombox status`, curl
+# polls the server).
+# BENCH_MEM_BINARIES compares builds side by side: make bench-mem BENCH_MEM_BINARIES="old new".
+bench-mem: build livekit lkprobe
+	$(call apt-install-missing,jq curl)
+	scripts/bench-mem.sh $(BENCH_MEM_BINARIES)
 
 # staticcheck from the module proxy, pinned. SA1019 (deprecated) is off: the data packets'
 # `kind` and the user packet's participant identity are deprecated in livekit/protocol but

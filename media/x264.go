@@ -121,7 +121,6 @@ type X264 struct {
 	c    *C.rb_x264
 	w, h int
 	pts  int64
-	buf  []byte
 }
 
 // NewX264 opens an encoder.
@@ -156,7 +155,7 @@ func NewX264(cfg X264Config) (*X264, error) {
 		C.rb_x264_close(c)
 		return nil, fmt.Errorf("media: x264: cannot open %dx%d@%d preset %q (step %d)", cfg.Width, cfg.Height, cfg.FPS, cfg.Preset, -rc)
 	}
-	return &X264{c: c, w: cfg.Width, h: cfg.Height, buf: make([]byte, 0, cfg.Width*cfg.Height)}, nil
+	return &X264{c: c, w: cfg.Width, h: cfg.Height}, nil
 }
 
 // OpenX264 opens an x264 encoder with the default preset and threads: the encoder factory
@@ -170,7 +169,9 @@ func rateParams(bps int) (kbps, vbvKbit C.int) {
 	return C.int(k), C.int(max(int(int64(k)*int64(vbvWindow)/int64(time.Second)), 1))
 }
 
-// Encode compresses f, an IDR if forceKey. The returned Data is valid until the next call.
+// Encode compresses f, an IDR if forceKey. The returned Data is x264's own output buffer,
+// not a copy (a 720p picture's worth of Go heap per encoder, and a copy per frame, saved),
+// valid until the next call, Close included.
 func (e *X264) Encode(f *hal.Frame, forceKey bool) (hal.EncodedFrame, error) {
 	if e.c == nil {
 		return hal.EncodedFrame{}, ErrClosedEncoder
@@ -190,11 +191,10 @@ func (e *X264) Encode(f *hal.Frame, forceKey bool) (hal.EncodedFrame, error) {
 	if n < 0 {
 		return hal.EncodedFrame{}, fmt.Errorf("media: x264: encode failed (%d)", int(n))
 	}
-	e.buf = e.buf[:0]
-	if n > 0 {
-		e.buf = append(e.buf, unsafe.Slice((*byte)(unsafe.Pointer(e.c.data)), int(n))...)
+	if n == 0 {
+		return hal.EncodedFrame{}, nil
 	}
-	return hal.EncodedFrame{Data: e.buf, Keyframe: n > 0 && e.c.out.b_keyframe != 0}, nil
+	return hal.EncodedFrame{Data: unsafe.Slice((*byte)(unsafe.Pointer(e.c.data)), int(n)), Keyframe: e.c.out.b_keyframe != 0}, nil
 }
 
 // SetBitrate changes the target bitrate (and the VBV buffer with it) from the next frame.

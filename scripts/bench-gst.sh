@@ -2,6 +2,9 @@
 # Side by side, in one run: the CPU of publishing 720p30 in three simulcast layers, roombox
 # against GStreamer. Called by `make bench-gst` (which installs GStreamer and builds
 # bin/roombox first).
+#
+#   scripts/bench-gst.sh [ROOMBOX_BINARY...]   (default bin/roombox; several: each in turn)
+#
 #   - GStreamer: videotestsrc (live, a moving ball) at 1280x720@30, a tee into three
 #     branches: as is, and videoscale'd to 640x360 and 320x180, each through its own
 #     x264enc (ultrafast, zerolatency, ABR at the layer's bitrate, a keyframe every 60
@@ -10,10 +13,12 @@
 #     pattern at 1280x720@30, libyuv scales, three x264 encoders (ultrafast, zerolatency,
 #     ABR, the same bitrates and keyframe interval). It also runs its microphone with the
 #     audio processing and Opus (~1.5 % of a core, docs/BENCHMARKS.md), which GStreamer does
-#     not; nothing is sent (no room), as GStreamer's fakesink.
+#     not; nothing is sent (no room), as GStreamer's fakesink. Its PSS here is without pion's
+#     buffers: the memory budget's case, in a room, is make bench-mem.
 # Each runs alone; after WARMUP seconds its CPU time (user + system, /proc) is measured over
 # SECONDS_MEASURED seconds of wall time, and its PSS (smaps_rollup) at the end. Runs ROUNDS
-# rounds alternating the two.
+# rounds alternating them. roombox runs as a fresh copy of its binary: how a binary came into
+# the page cache decides how much of it this kernel maps (bench-mem.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WARMUP=${WARMUP:-3}
@@ -23,8 +28,8 @@ TICK=$(getconf CLK_TCK)
 
 # ticks PID: user + system clock ticks of PID so far.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# pss PID: proportional set size in MB.
-pss() { awk '/^Pss:/ {printf "%.1f", $2 / 1024}' "/proc/$1/smaps_rollup"; }
+# pss PID: proportional set size in MB, and its anonymous and file-backed parts.
+pss() { awk '/^Pss:/ {p = $2} /^Pss_Anon:/ {a = $2} /^Pss_File:/ {f = $2} END {printf "%.1f MB (anonymous %.1f, files %.1f)", p / 1024, a / 1024, f / 1024}' "/proc/$1/smaps_rollup"; }
 
 # measure NAME CMD...: start CMD, measure it, stop it, print a line.
 measure() {
@@ -41,7 +46,7 @@ measure() {
 	kill -INT "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	awk -v n="$name" -v c="$((c1 - c0))" -v hz="$TICK" -v t0="$t0" -v t1="$t1" -v m="$mem" \
-		'BEGIN { printf "%-10s CPU %5.1f %% of a core (%.2f s of CPU per second)   PSS %s MB\n", n, 100 * c / hz / (t1 - t0), c / hz / (t1 - t0), m }'
+		'BEGIN { printf "%-24s CPU %5.1f %% of a core (%.2f s of CPU per second)   PSS %s\n", n, 100 * c / hz / (t1 - t0), c / hz / (t1 - t0), m }'
 }
 
 enc() { echo "x264enc speed-preset=ultrafast tune=zerolatency pass=cbr bitrate=$1 key-int-max=60 ! fakesink sync=false"; }
@@ -50,10 +55,17 @@ gst=(gst-launch-1.0 -q -e videotestsrc is-live=true pattern=ball ! video/x-raw,f
 	t. ! queue ! $(enc 1700)
 	t. ! queue ! videoscale ! video/x-raw,width=640,height=360 ! $(enc 450)
 	t. ! queue ! videoscale ! video/x-raw,width=320,height=180 ! $(enc 160))
+bins=("$@")
+((${#bins[@]})) || bins=(bin/roombox)
 state=$(mktemp -d)
 trap 'rm -rf "$state"' EXIT
 echo "720p30 in three layers (1280x720 @1.7 Mbit/s, 640x360 @450 kbit/s, 320x180 @160 kbit/s), $(nproc) cores, ${SECONDS_MEASURED} s each after ${WARMUP} s:"
 for r in $(seq "$ROUNDS"); do
 	measure gstreamer "${gst[@]}"
-	measure roombox bin/roombox run --hal sim --video-size 1280x720 --video-layers 3 --state-dir "$state" --http 127.0.0.1:0
+	for b in "${bins[@]}"; do
+		cp "$b" "$state/roombox"
+		name=roombox
+		((${#bins[@]} == 1)) || name=$b
+		measure "$name" "$state/roombox" run --hal sim --video-size 1280x720 --video-layers 3 --state-dir "$state" --http 127.0.0.1:0
+	done
 done

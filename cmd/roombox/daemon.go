@@ -98,6 +98,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("create state dir: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if err := noHugePages(); err != nil {
+		log.Warn("transparent huge pages stay on", "err", err)
+	}
+	tuneGC()
 	err = runDaemon(ctx, appliance.Options{Hal: *hal, StateDir: *dir, HTTPAddr: *addr, Logger: log,
 		FleetKey: key, ProvisionFile: *provisionFile, PinsFile: *pinsFile, SimMic: *simMic, SimRoom: room, Video: video})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
