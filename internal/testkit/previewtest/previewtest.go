@@ -13,8 +13,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 

@@ -54,8 +54,9 @@ type sndXferi struct {
 }
 
 // pcmOpen opens a PCM node and configures it for 48 kHz mono S16_LE interleaved in 20 ms
-// periods, 25 of them (a 500 ms buffer: slack for a guest under TCG on a busy host), then
-// prepares it. t.Cleanup closes it.
+// periods, 125 of them (a 2.5 s buffer, more than TestLoopbackCarriesAudio moves: its
+// playback is queued whole and its recording fits, so a guest under TCG that a busy host
+// stops for a while cannot underrun or overrun them), then prepares it. t.Cleanup closes it.
 func pcmOpen(t *testing.T, node string) int {
 	t.Helper()
 	fd, err := unix.Open(node, unix.O_RDWR|unix.O_CLOEXEC, 0)
@@ -77,11 +78,11 @@ func pcmOpen(t *testing.T, node string) int {
 	p.Rmask, p.Info = ^uint32(0), ^uint32(0)
 	p.Masks[paramAccess] = [8]uint32{1 << accessRWInterleaved}
 	p.Masks[paramFormat] = [8]uint32{1 << formatS16LE}
-	for param, v := range map[int]uint32{paramChannels: 1, paramRate: 48000, paramPeriodSize: 960, paramPeriods: 25} {
+	for param, v := range map[int]uint32{paramChannels: 1, paramRate: 48000, paramPeriodSize: 960, paramPeriods: 125} {
 		p.Intervals[param-paramFirstInterval] = sndInterval{Min: v, Max: v}
 	}
 	if err := ioctlPtr(fd, iocRead|iocWrite, 'A', pcmHwParams, &p); err != nil {
-		t.Fatalf("%s: HW_PARAMS 48 kHz mono S16_LE, 25 periods of 960 frames: %v", node, err)
+		t.Fatalf("%s: HW_PARAMS 48 kHz mono S16_LE, 125 periods of 960 frames: %v", node, err)
 	}
 	t.Logf("%s: rate %d, period %d frames, buffer %d frames", node, p.Intervals[paramRate-paramFirstInterval].Min,
 		p.Intervals[paramPeriodSize-paramFirstInterval].Min, p.Intervals[paramBufferSize-paramFirstInterval].Min)
