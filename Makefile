@@ -314,11 +314,10 @@ bench-gst: build
 	scripts/bench-gst.sh $(BENCH_GST_BINARIES)
 
 # The daemon's PSS and CPU in a room: 720p30 in three layers and the microphone into
-# livekit-server with three viewers, scripts/bench-mem.sh (jq reads `roombox status`, curl
-# polls the server).
+# livekit-server with three viewers, scripts/bench-mem.sh (jq reads `roombox status`).
 # BENCH_MEM_BINARIES compares builds side by side: make bench-mem BENCH_MEM_BINARIES="old new".
 bench-mem: build livekit lkprobe
-	$(call apt-install-missing,jq curl)
+	$(call apt-install-missing,jq)
 	scripts/bench-mem.sh $(BENCH_MEM_BINARIES)
 
 # staticcheck from the module proxy, pinned. SA1019 (deprecated) is off: the data packets'

@@ -26,10 +26,7 @@ SECONDS_MEASURED=${SECONDS_MEASURED:-10}
 ROUNDS=${ROUNDS:-2}
 TICK=$(getconf CLK_TCK)
 
-# ticks PID: user + system clock ticks of PID so far.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# pss PID: proportional set size in MB, and its anonymous and file-backed parts.
-pss() { awk '/^Pss:/ {p = $2} /^Pss_Anon:/ {a = $2} /^Pss_File:/ {f = $2} END {printf "%.1f MB (anonymous %.1f, files %.1f)", p / 1024, a / 1024, f / 1024}' "/proc/$1/smaps_rollup"; }
+. scripts/lib.sh
 
 # measure NAME CMD...: start CMD, measure it, stop it, print a line.
 measure() {
@@ -39,10 +36,12 @@ measure() {
 	local pid=$!
 	sleep "$WARMUP"
 	kill -0 "$pid" 2>/dev/null || { echo "bench-gst: $name exited early" >&2; exit 1; }
-	local t0 c0 t1 c1 mem
+	local t0 c0 t1 c1 mem p a f
 	t0=$(date +%s.%N) c0=$(ticks "$pid")
 	sleep "$SECONDS_MEASURED"
-	t1=$(date +%s.%N) c1=$(ticks "$pid") mem=$(pss "$pid")
+	t1=$(date +%s.%N) c1=$(ticks "$pid")
+	read -r p a f <<<"$(pss "$pid")"
+	mem="$p MB (anonymous $a, files $f)"
 	kill -INT "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	awk -v n="$name" -v c="$((c1 - c0))" -v hz="$TICK" -v t0="$t0" -v t1="$t1" -v m="$mem" \

@@ -26,7 +26,7 @@ for b in bin/livekit-server bin/lkprobe "${bins[@]}"; do
 	[[ -x $b ]] || { echo "bench-mem: $b is missing; run it through 'make bench-mem'" >&2; exit 1; }
 done
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+. scripts/lib.sh
 # free_port: a loopback TCP port nothing listens on (the UDP port beside it is the server's).
 free_port() {
 	local p
@@ -65,20 +65,9 @@ YAML
 bin/livekit-server --config "$work/livekit.yaml" >"$work/livekit.log" 2>&1 &
 lk=$!
 pids+=("$lk")
-for ((i = 0; ; i++)); do
-	curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
-	if ! kill -0 "$lk" 2>/dev/null || ((i >= 300)); then
-		echo "bench-mem: livekit-server did not come up:" >&2
-		tail -n 20 "$work/livekit.log" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+wait_livekit bench-mem "$lk" "$port" "$work/livekit.log"
 url=ws://127.0.0.1:$port
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# pss PID: PSS, anonymous and file-backed PSS in MB.
-pss() { awk '/^Pss:/ {p = $2} /^Pss_Anon:/ {a = $2} /^Pss_File:/ {f = $2} END {printf "%.1f %.1f %.1f", p / 1024, a / 1024, f / 1024}' "/proc/$1/smaps_rollup"; }
 # stop PID...: SIGINT, then wait.
 stop() {
 	local p

@@ -18,17 +18,7 @@ for b in bin/livekit-server bin/roombox; do
 	[[ -x $b ]] || { echo "run-demo: $b is missing; run it through 'make run'" >&2; exit 1; }
 done
 
-# http_get_ok PORT: true if http://127.0.0.1:PORT/ answers 200 (bash /dev/tcp; no curl needed).
-http_get_ok() {
-	(
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-		IFS= read -r -t 2 status <&3 || exit 1
-		[[ $status == "HTTP/1."?" 200"* ]]
-	) 2>/dev/null
-}
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+. scripts/lib.sh
 
 if port_in_use "$LIVEKIT_PORT"; then
 	echo "run-demo: 127.0.0.1:$LIVEKIT_PORT is already in use (another livekit-server or make run?)" >&2
@@ -87,15 +77,7 @@ trap 'exit 143' TERM
 echo "run-demo: starting livekit-server on ws://127.0.0.1:$LIVEKIT_PORT (log: $RUN_DIR/livekit.log)"
 bin/livekit-server --config "$RUN_DIR/livekit.yaml" >"$RUN_DIR/livekit.log" 2>&1 &
 lk_pid=$!
-for ((i = 0; ; i++)); do
-	http_get_ok "$LIVEKIT_PORT" && break
-	if ! kill -0 "$lk_pid" 2>/dev/null || ((i >= 300)); then
-		echo "run-demo: livekit-server did not come up; last lines of $RUN_DIR/livekit.log:" >&2
-		tail -n 30 "$RUN_DIR/livekit.log" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+wait_livekit run-demo "$lk_pid" "$LIVEKIT_PORT" "$RUN_DIR/livekit.log"
 sleep 0.2 # livekit ignores a SIGTERM in the first 100 ms after it serves
 
 token=$(bin/roombox token --api-key "$API_KEY" --api-secret "$API_SECRET" --room "$ROOM" --identity "$IDENTITY")
