@@ -334,7 +334,11 @@ type layerControl struct {
 	camOff   bool        // the camera is off: one black frame a second
 	limit    int         // the provisioned total for video; 0: the configured bitrates
 	sent     []bool
+	// rates are the shares of the estimate, 0 for a layer it does not carry; encoding is
+	// what each encoder aims for, its last share (a layer kept on for the preview, or off,
+	// keeps the rate it last had).
 	rates    []int
+	encoding []int
 	on       []bool
 	probe    prober           // tries a layer the estimate does not carry yet
 	now      func() time.Time // the prober's clock
@@ -343,7 +347,7 @@ type layerControl struct {
 func newLayerControl(video *media.Video, tracks []*signaling.LayerTrack, want []int, preview, audio int, log *slog.Logger) *layerControl {
 	n := len(want)
 	c := &layerControl{video: video, tracks: tracks, want: want, preview: preview, audio: audio, log: log,
-		wanted: make([]bool, n), sent: make([]bool, n), rates: slices.Clone(want), on: make([]bool, n),
+		wanted: make([]bool, n), sent: make([]bool, n), rates: slices.Clone(want), encoding: slices.Clone(want), on: make([]bool, n),
 		probe: newProber(), now: time.Now}
 	for i := range n {
 		c.wanted[i], c.sent[i], c.on[i] = true, true, true
@@ -430,7 +434,7 @@ func (c *layerControl) estimateLocked() int {
 
 // SetLayers takes the layers' bitrates for a new capture size, largest first.
 func (c *layerControl) SetLayers(want []int) {
-	c.update("capture", func() { c.want = slices.Clone(want) })
+	c.update("capture", func() { c.want, c.encoding = slices.Clone(want), slices.Clone(want) }) // reopened at these
 }
 
 // wants is the layers' configured bitrates, largest first.
@@ -488,7 +492,9 @@ func (c *layerControl) applyLocked(why string) {
 		}
 		if err := l.SetBitrate(c.rates[i]); err != nil {
 			c.log.Warn("video layer bitrate", "rid", l.Config().RID, "err", err)
+			continue
 		}
+		c.encoding[i] = c.rates[i]
 	}
 	if changed {
 		c.log.Info("video layers", "sending", c.sendingLocked(), "why", why, "estimate", c.target, "held", c.held, "budget", budget)
@@ -518,7 +524,7 @@ func (c *layerControl) status() control.VideoStatus {
 		l := c.video.Layer(i)
 		cfg := l.Config()
 		st.Layers = append(st.Layers, control.VideoLayer{RID: cfg.RID, Width: cfg.Width, Height: cfg.Height,
-			Bitrate: c.rates[i], Wanted: c.wanted[i] || c.watching && i == c.preview, Sent: c.on[i], Frames: l.Encoded()})
+			Bitrate: c.encoding[i], Wanted: c.wanted[i] || c.watching && i == c.preview, Sent: c.on[i], Frames: l.Encoded()})
 	}
 	st.TargetBitrate = c.estimateLocked()
 	st.Degraded = c.degraded.String()

@@ -179,3 +179,17 @@ func TestEstimateHeldWhileApplicationLimited(t *testing.T) {
 		t.Fatalf("after gcc caught up, its estimate is %d in the status, want 1 Mbit/s", est)
 	}
 }
+
+// The layer the page previews runs whatever the estimate, at the rate its encoder last had,
+// and the status says that rate, not the nothing the estimate leaves it.
+func TestPreviewLayerKeepsItsRate(t *testing.T) {
+	c := testLayers(t)
+	c.SetWatching(true)
+	c.SetTarget(2_700_000, false)
+	c.SetTarget(600_000, true)
+	st := c.status()
+	if f := st.Layers[0]; !f.Sent || f.Bitrate != 1_700_000 || c.rates[0] != 0 || st.Sending() != "f,h,q" {
+		t.Fatalf("at 600 kbit/s with the preview open: f sent %v at %d (share %d), sending %q; want f, not carried, at its last 1.7 Mbit/s",
+			f.Sent, f.Bitrate, c.rates[0], st.Sending())
+	}
+}
