@@ -45,23 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 port=$(free_port)
-cat >"$work/livekit.yaml" <<YAML
-port: $port
-bind_addresses: [127.0.0.1]
-development: true
-keys:
-  devkey: secret
-logging:
-  level: warn
-rtc:
-  tcp_port: 0
-  udp_port: $((port + 1))
-  node_ip: 127.0.0.1
-  use_external_ip: false
-  enable_loopback_candidate: true
-  ips:
-    includes: [127.0.0.1/32]
-YAML
+livekit_yaml "$port" $((port + 1)) devkey secret warn >"$work/livekit.yaml"
 bin/livekit-server --config "$work/livekit.yaml" >"$work/livekit.log" 2>&1 &
 lk=$!
 pids+=("$lk")

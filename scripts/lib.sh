@@ -13,6 +13,29 @@ http_get_ok() {
 	) 2>/dev/null
 }
 
+# livekit_yaml PORT UDP_PORT KEY SECRET LEVEL: a livekit-server config for loopback only: a
+# development server with one API key, ICE over UDP alone (livekit binds rtc.tcp_port on
+# every address, so it is off), logging at LEVEL.
+livekit_yaml() {
+	cat <<YAML
+port: $1
+bind_addresses: [127.0.0.1]
+development: true
+keys:
+  $3: $4
+logging:
+  level: $5
+rtc:
+  tcp_port: 0
+  udp_port: $2
+  node_ip: 127.0.0.1
+  use_external_ip: false
+  enable_loopback_candidate: true
+  ips:
+    includes: [127.0.0.1/32]
+YAML
+}
+
 # wait_livekit NAME PID PORT LOG: wait until livekit-server (PID) answers on PORT; if it exits
 # or 30 s pass first, print the last lines of LOG and exit 1 (NAME: the script, for the message).
 wait_livekit() {

@@ -30,25 +30,7 @@ if port_in_use "${HTTP_ADDR##*:}"; then
 fi
 
 mkdir -p "$RUN_DIR/state"
-cat >"$RUN_DIR/livekit.yaml" <<YAML
-# Written by scripts/run-demo.sh; keys devkey/secret, loopback only.
-port: $LIVEKIT_PORT
-bind_addresses: [127.0.0.1]
-development: true
-keys:
-  $API_KEY: $API_SECRET
-logging:
-  level: info
-rtc:
-  # ICE over UDP only: livekit binds rtc.tcp_port on every address, so it is off here.
-  tcp_port: 0
-  udp_port: $LIVEKIT_UDP_PORT
-  node_ip: 127.0.0.1
-  use_external_ip: false
-  enable_loopback_candidate: true
-  ips:
-    includes: [127.0.0.1/32]
-YAML
+livekit_yaml "$LIVEKIT_PORT" "$LIVEKIT_UDP_PORT" "$API_KEY" "$API_SECRET" info >"$RUN_DIR/livekit.yaml"
 
 lk_pid= rb_pid=
 
