@@ -115,6 +115,9 @@ func (d *daemon) setupVideo(cam hal.Camera) error {
 		t.OnRTCP(d.video.Layer(i).HandleRTCP)
 	}
 	d.layers = newLayerControl(d.video, tracks, want, d.previewLayer, media.DefaultConfig.AudioBitrate, d.log)
+	// What the camera runs, not what was asked: a camera handed in open (tests) is brought to
+	// the capture asked for by the first applyLocked. The price is one reopen at start for a
+	// camera whose nearest mode differs from the one asked.
 	d.videoAsked = control.VideoSettings{Width: f.Width, Height: f.Height, FPS: f.FPS}
 	return nil
 }
